@@ -1,0 +1,236 @@
+"""Typed run configuration. Hydra composes the YAML in conf/; `load_config` turns it into these
+dataclasses (wrong types and missing values fail here, with the key named) and `validate` checks
+everything that relates fields to each other before any actor starts.
+
+Every field is documented in the YAML file that sets it (conf/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo")
+RECIPE = ("sft", "reward", "online_dpo")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with what to change."""
+
+
+@dataclass
+class TinyModelConfig:
+    vocab_size: int = 4096
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_layers: int = 2
+    num_heads: int = 2
+    head_dim: int = 64
+    max_position_embeddings: int = 512
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"
+    path: Optional[str] = None
+    trust_remote_code: bool = False
+    max_prompt_len: int = 192
+    max_response_len: int = 64
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+
+@dataclass
+class DeviceConfig:
+    kind: str = "cpu"
+    dtype: str = "float32"
+
+
+@dataclass
+class TrainerLayout:
+    ranks: int = 2
+    cpus_per_rank: float = 0.5
+    gpus_per_rank: float = 0.0
+    threads: int = 1
+
+
+@dataclass
+class GeneratorLayout:
+    engines: int = 1
+    tensor_parallel: int = 1
+    cpus_per_engine: float = 0.5
+    gpus_per_engine: float = 0.0
+    threads: int = 2
+    kv_cache_gib: float = 1.0
+    gpu_memory_utilization: float = 0.5
+
+
+@dataclass
+class RewardLayout:
+    actors: int = 1
+    cpus_per_actor: float = 0.5
+    gpus_per_actor: float = 0.0
+    threads: int = 2
+
+
+@dataclass
+class ClusterConfig:
+    name: str = "local_cpu"
+    address: Optional[str] = None
+    num_cpus: Optional[int] = 2
+    placement_strategy: str = "PACK"
+    trainer: TrainerLayout = field(default_factory=TrainerLayout)
+    generator: GeneratorLayout = field(default_factory=GeneratorLayout)
+    reward: RewardLayout = field(default_factory=RewardLayout)
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/counsel-chat/counsel_chat.csv"
+    preference_path: Optional[str] = None
+    max_sft_examples: Optional[int] = None
+    max_pairs: Optional[int] = None
+
+
+@dataclass
+class OptimConfig:
+    """One training stage's schedule. batch_size counts examples (or pairs) per optimizer step,
+    across all trainer ranks; micro_batch is per rank per forward pass."""
+
+    epochs: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    batch_size: int = 16
+    micro_batch: int = 8
+
+
+@dataclass
+class RewardTrainingConfig(OptimConfig):
+    normalize: bool = True
+    eval_pairs: Optional[int] = None
+
+
+@dataclass
+class DPOConfig(OptimConfig):
+    beta: float = 0.1
+
+
+@dataclass
+class OnlineConfig(DPOConfig):
+    rounds: int = 3
+    speeches_per_round: int = 32
+    samples_per_speech: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    min_reward_gap: float = 0.0
+    refresh_reference: bool = False
+    save_every_round: bool = True
+
+
+@dataclass
+class RewardSourceConfig:
+    source: str = "local"
+    path: Optional[str] = None
+    url: Optional[str] = None
+    batch_size: int = 32
+    timeout_s: float = 60.0
+    retries: int = 3
+
+
+@dataclass
+class TrackingConfig:
+    wandb: bool = True
+    project: str = "psychocounsel-rlhf"
+    entity: Optional[str] = None
+    mode: str = "auto"
+    verbose_actors: bool = False
+
+
+@dataclass
+class RunConfig:
+    stage: str = "recipe"
+    run_dir: str = "runs/default"
+    seed: int = 0
+    system_prompt: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sft: OptimConfig = field(default_factory=OptimConfig)
+    reward_training: RewardTrainingConfig = field(default_factory=RewardTrainingConfig)
+    offline: DPOConfig = field(default_factory=DPOConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    reward: RewardSourceConfig = field(default_factory=RewardSourceConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return RECIPE if self.stage == "recipe" else (self.stage,)
+
+
+def load_config(cfg: DictConfig) -> RunConfig:
+    """Composed Hydra config -> typed RunConfig, or ConfigError naming the bad key."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {k: v for k, v in cfg.items() if k != "hydra"})
+        run = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"config key {key!r}: {err.msg if hasattr(err, 'msg') else err}") from None
+    validate(run)
+    return run
+
+
+def accumulation_steps(optim: OptimConfig, world_size: int) -> int:
+    return optim.batch_size // (optim.micro_batch * world_size)
+
+
+def validate(run: RunConfig) -> None:
+    """Cross-field checks; each error says what to change."""
+    errors = []
+    if run.stage not in STAGES:
+        errors.append(f"stage={run.stage!r} is not one of {STAGES}")
+    if run.device.kind not in ("cpu", "gpu"):
+        errors.append(f"device.kind={run.device.kind!r} must be cpu or gpu")
+    if run.device.dtype not in ("float32", "bfloat16", "float16"):
+        errors.append(f"device.dtype={run.device.dtype!r} must be float32, bfloat16 or float16")
+    layout = run.cluster
+    world = layout.trainer.ranks
+    if world < 1 or layout.generator.engines < 1 or layout.reward.actors < 1:
+        errors.append("cluster.trainer.ranks, cluster.generator.engines and cluster.reward.actors must be >= 1")
+    for name in ("sft", "reward_training", "offline", "online"):
+        optim = getattr(run, name)
+        if world >= 1 and (optim.micro_batch < 1 or optim.batch_size % (optim.micro_batch * world)):
+            errors.append(f"{name}.batch_size={optim.batch_size} must be a multiple of {name}.micro_batch "
+                          f"({optim.micro_batch}) x cluster.trainer.ranks ({world})")
+        if optim.lr <= 0 or optim.epochs < 1:
+            errors.append(f"{name}.lr must be > 0 and {name}.epochs >= 1")
+    online = run.online
+    if online.samples_per_speech < 2:
+        errors.append(f"online.samples_per_speech={online.samples_per_speech}: need at least 2 to form a pair")
+    if online.rounds < 1 or online.speeches_per_round < 1:
+        errors.append("online.rounds and online.speeches_per_round must be >= 1")
+    if run.device.kind == "cpu" and (layout.trainer.gpus_per_rank or layout.generator.gpus_per_engine
+                                     or layout.reward.gpus_per_actor):
+        errors.append(f"cluster={layout.name} asks for GPUs but device=cpu; use device=gpu or a CPU layout")
+    if run.model.path is None and run.model.tiny.head_dim not in (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512):
+        errors.append(f"model.tiny.head_dim={run.model.tiny.head_dim}: vLLM's CPU attention supports 32, 64, 80, ..., 256")
+    if run.model.max_prompt_len + run.model.max_response_len > run.model.tiny.max_position_embeddings and run.model.path is None:
+        errors.append("model.max_prompt_len + model.max_response_len exceeds model.tiny.max_position_embeddings")
+    if run.reward.source not in ("local", "remote"):
+        errors.append(f"reward.source={run.reward.source!r} must be local or remote")
+    if run.reward.source == "remote" and not run.reward.url:
+        errors.append("reward.source=remote needs reward.url (e.g. http://127.0.0.1:5000/get_reward)")
+    needs_rm = "online_dpo" in run.stages and "reward" not in run.stages
+    if needs_rm and run.reward.source == "local" and not run.reward.path:
+        errors.append("stage=online_dpo without the reward stage needs reward.path (a reward-model checkpoint) "
+                      "or reward=remote")
+    if run.stage == "offline_dpo" and not run.data.preference_path:
+        errors.append("stage=offline_dpo needs data.preference_path (Parquet in the PsychoCounsel-Preference schema)")
+    if run.stage in ("reward", "online_dpo", "offline_dpo") and run.model.path is None:
+        errors.append(f"stage={run.stage} starts from an existing policy: set model.path "
+                      "(e.g. a run's sft/ directory), or use stage=recipe")
+    if errors:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))

@@ -1,0 +1,153 @@
+"""The online preference rounds (iterative DPO), one explicit loop:
+
+    for each round:
+        generate   K responses per sampled speech on the vLLM generators
+        score      every (speech, response) with the reward source
+        pair       best vs worst per speech, drop small gaps and identical texts
+        train      DPO on the trainer group (ZeRO-3), reference = SFT model
+        sync       new policy weights -> every generator, no disk round-trip
+        checkpoint HF checkpoint of the policy (optional), metrics line
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import ray
+from tqdm import tqdm
+
+from rlhf.config import OnlineConfig
+from rlhf.data.records import Speech
+from rlhf.data.sampler import round_indices
+from rlhf.pairs import select_pairs
+from rlhf.sync.weight_sync import sync_weights
+
+WEIGHT_BUCKET_BYTES = 256 << 20
+SYNC_TIMEOUT_S = 600.0
+
+
+@dataclass
+class PhaseTimer:
+    seconds: dict = field(default_factory=dict)
+    on_phase: object = None  # called with the phase name as it starts (progress display)
+
+    @contextmanager
+    def phase(self, name: str):
+        if self.on_phase:
+            self.on_phase(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tokens: int):
+    """Split prompts into contiguous chunks, one per engine; results come back in prompt order."""
+    engines = generators.actors
+    size = -(-len(prompts) // len(engines))
+    refs = [engine.generate.remote(prompts[i * size:(i + 1) * size], n=online.samples_per_speech,
+                                   temperature=online.temperature, top_p=online.top_p,
+                                   max_tokens=max_tokens)
+            for i, engine in enumerate(engines)]
+    return [samples for chunk in ray.get(refs) for samples in chunk]
+
+
+class OnlineDPO:
+    def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
+                 tracker, save_policy, device_kind: str, seed: int):
+        self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
+        self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
+        self.save_policy, self.device_kind, self.seed = save_policy, device_kind, seed
+
+    def run_round(self, round_index: int, on_phase=None) -> dict:
+        online, timer = self.online, PhaseTimer(on_phase=on_phase)
+        pad_id = self.encoder.tokenizer.pad_token_id
+        round_start = time.perf_counter()
+
+        with timer.phase("generate"):
+            batch = [self.speeches[i] for i in round_indices(len(self.speeches), round_index,
+                                                             online.speeches_per_round, self.seed)]
+            prompts = [self.encoder.prompt(s.text) for s in batch]
+            samples = generate(self.generators, prompts, online, self.encoder.max_response_len)
+        responses = [[s.text for s in per_speech] for per_speech in samples]
+        tokens_generated = sum(len(s.token_ids) for per_speech in samples for s in per_speech)
+
+        with timer.phase("score"):
+            flat = [(speech.text, text) for speech, texts in zip(batch, responses) for text in texts]
+            flat_rewards = self.scorer.score(flat)
+            k = online.samples_per_speech
+            rewards = [flat_rewards[i * k:(i + 1) * k] for i in range(len(batch))]
+
+        pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap)
+        encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs]
+
+        train: dict = {}
+        with timer.phase("train"):
+            if encoded:
+                if online.refresh_reference and round_index > 0:
+                    self.trainers.refresh_reference()
+                before = self.trainers.evaluate(encoded, pad_id)
+                steps = self.trainers.plan(encoded, online.epochs, self.seed + round_index)
+                losses = [self.trainers.train_step(step, pad_id)["loss"] for step in steps]
+                after = self.trainers.evaluate(encoded, pad_id)
+                train = {"dpo_loss": statistics.fmean(losses), "optimizer_steps": len(steps),
+                         "implicit_reward_accuracy": after["implicit_accuracy"],
+                         "implicit_reward_margin": after["implicit_margin"],
+                         "kl_to_reference": after["kl_per_token"],
+                         "logp_margin_before": before["logp_margin"], "logp_margin_after": after["logp_margin"]}
+
+        with timer.phase("weight_sync"):
+            if encoded:
+                sync_weights(self.trainers, self.generators, device_kind=self.device_kind,
+                             bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+
+        checkpoint = None
+        if online.save_every_round or round_index == online.rounds - 1:
+            with timer.phase("checkpoint"):
+                checkpoint = self.save_policy(round_index)
+
+        margins = [p.chosen_score - p.rejected_score for p in pairs]
+        return {
+            "round": round_index + 1,
+            "speeches": len(batch),
+            "samples": len(flat),
+            "reward_mean": statistics.fmean(flat_rewards),
+            "reward_std": statistics.pstdev(flat_rewards),
+            "chosen_minus_rejected": statistics.fmean(margins) if margins else 0.0,
+            "pairs": pair_stats.pairs,
+            "pairs_dropped_small_gap": pair_stats.dropped_small_gap,
+            "pairs_dropped_identical": pair_stats.dropped_identical,
+            "tokens_generated": tokens_generated,
+            "mean_response_tokens": tokens_generated / max(len(flat), 1),
+            **train,
+            "seconds": timer.seconds,
+            "round_seconds": round(time.perf_counter() - round_start, 4),
+            "checkpoint": checkpoint,
+        }
+
+    def run(self, start_round: int = 0) -> list[dict]:
+        records = []
+        with tqdm(total=self.online.rounds, initial=start_round, desc="online dpo", unit="round",
+                  dynamic_ncols=True) as bar:
+            for round_index in range(start_round, self.online.rounds):
+                record = self.run_round(round_index, on_phase=bar.set_postfix_str)
+                self.tracker.log_round(record)
+                records.append(record)
+                bar.update(1)
+                tqdm.write(format_round(record, self.online.rounds))
+        return records
+
+
+def format_round(record: dict, rounds: int) -> str:
+    s = record["seconds"]
+    line = (f"round {record['round']}/{rounds}: reward {record['reward_mean']:+.3f} ± {record['reward_std']:.3f}, "
+            f"pairs {record['pairs']} (dropped {record['pairs_dropped_small_gap'] + record['pairs_dropped_identical']})")
+    if "dpo_loss" in record:
+        line += (f", dpo loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
+                 f"KL/token {record['kl_to_reference']:.4f}")
+    line += " | " + " ".join(f"{k} {v:.1f}s" for k, v in s.items())
+    return line

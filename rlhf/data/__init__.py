@@ -1,0 +1,1 @@
+"""Input data: client speeches, therapist answers, preference pairs, chat prompts."""

@@ -1,0 +1,38 @@
+"""Read preference pairs from Parquet in the PsychoCounsel-Preference schema (the released dataset's
+files and what the preference builder writes): question, chosen, rejected, plus optional columns
+(ID, prefID, chosen_model, ..., per-principle ratings) that training does not need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rlhf.data.errors import DataError
+from rlhf.data.records import PreferencePair, Speech
+
+REQUIRED = ("question", "chosen", "rejected")
+
+
+def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "file not found", hint="set data.preference_path to a Parquet file")
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for a broken file
+        raise DataError(str(path), f"not a readable Parquet file ({err})") from None
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        raise DataError(str(path), f"missing column(s) {missing}", hint=f"the PsychoCounsel-Preference schema has {list(REQUIRED)}")
+    rows = table.to_pylist()
+    pairs = []
+    for index, row in enumerate(rows):
+        for column in REQUIRED:
+            if not isinstance(row[column], str) or not row[column].strip():
+                raise DataError(str(path), f"row {index}: column {column!r} is empty or not text")
+        speech_id = str(row.get("ID") or f"row-{index}")
+        pairs.append(PreferencePair(Speech(speech_id, row["question"]), row["chosen"], row["rejected"]))
+    if not pairs:
+        raise DataError(str(path), "no rows")
+    return pairs

@@ -1,0 +1,129 @@
+"""Every device-specific call of the project lives here, so CPU runs exercise all other code.
+
+`kind` is "cpu" or "gpu" (from the `device` config group). CPU: gloo collectives, float32 or
+bfloat16 on the host, vLLM's CPU build. GPU: NCCL, CUDA tensors, vLLM on CUDA with tensor parallel.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICE_KINDS = ("cpu", "gpu")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in DEVICE_KINDS:
+        raise ValueError(f"device.kind must be one of {DEVICE_KINDS}, got {kind!r}")
+
+
+def dist_backend(kind: str) -> str:
+    """Collective backend for the trainer ranks."""
+    check_kind(kind)
+    return "nccl" if kind == "gpu" else "gloo"
+
+
+def torch_device(kind: str) -> torch.device:
+    """Where this process computes: its GPU (Ray sets CUDA_VISIBLE_DEVICES per actor) or the CPU."""
+    check_kind(kind)
+    if kind == "gpu":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {name!r}")
+    return dtypes[name]
+
+
+def ray_actor_resources(kind: str, cpus: float, gpus: float) -> dict:
+    """Resources one actor asks Ray for."""
+    check_kind(kind)
+    return {"num_cpus": cpus, "num_gpus": gpus if kind == "gpu" else 0}
+
+
+def setup_process(kind: str, threads: int) -> None:
+    """Per-process set-up, called first thing in every actor."""
+    check_kind(kind)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    if kind == "gpu":
+        torch.cuda.set_device(torch.cuda.current_device())
+
+
+def vllm_environment(kind: str, kv_cache_gib: float) -> dict[str, str]:
+    """Environment for a process that hosts a vLLM engine; set before `import vllm`."""
+    check_kind(kind)
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # engine in-process: faster start, direct RPC
+    if kind == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(kv_cache_gib)))
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # let Ray place threads
+    return env
+
+
+def prepare_vllm_process(kind: str) -> None:
+    """CPU: vLLM's attention kernels use AMX where the processor has it; inside a Ray actor the
+    kernel must be allowed to use AMX first, or it dies with `Illegal instruction`."""
+    check_kind(kind)
+    if kind == "cpu":
+        init_amx = getattr(torch._C, "_cpu", None) and getattr(torch._C._cpu, "_init_amx", None)
+        if init_amx is not None:
+            init_amx()
+
+
+def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: float) -> dict:
+    check_kind(kind)
+    args = {"tensor_parallel_size": tensor_parallel, "enforce_eager": True}
+    if kind == "gpu":
+        args["gpu_memory_utilization"] = gpu_memory_utilization
+    return args
+
+
+def empty_cache(kind: str) -> None:
+    if kind == "gpu":
+        torch.cuda.empty_cache()
+
+
+def local_rank_env(kind: str) -> dict[str, str]:
+    """Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so every rank is local rank 0."""
+    check_kind(kind)
+    return {"LOCAL_RANK": "0"}
+
+
+def deepspeed_accelerator_env(kind: str) -> dict[str, str]:
+    check_kind(kind)
+    return {"DS_ACCELERATOR": "cuda" if kind == "gpu" else "cpu"}
+
+
+def weight_sync_group(kind: str, master_address: str, master_port: int, rank: int, world_size: int):
+    """A process group between trainer rank 0 and every vLLM worker, for broadcasting weights.
+
+    GPU only: vLLM's stateless NCCL communicator, so it does not touch the trainer's default group.
+    On CPU, weights travel through Ray's object store instead (see rlhf.sync)."""
+    if kind != "gpu":
+        return None
+    from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
+    from vllm.distributed.utils import StatelessProcessGroup
+
+    group = StatelessProcessGroup.create(host=master_address, port=master_port, rank=rank, world_size=world_size)
+    return PyNcclCommunicator(group, device=torch.cuda.current_device())
+
+
+def bytes_in_use(kind: str) -> int:
+    if kind == "gpu":
+        return torch.cuda.memory_allocated()
+    return 0
+
+
+def env_for(kind: str) -> dict[str, str]:
+    env = dict(deepspeed_accelerator_env(kind))
+    env.update(local_rank_env(kind))
+    return env
+
+
+def apply_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        os.environ[key] = value

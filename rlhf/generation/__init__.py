@@ -1,0 +1,1 @@
+"""Generation: vLLM engines in Ray actors sample K responses per client speech."""

@@ -1,0 +1,77 @@
+"""A vLLM engine in a Ray actor. N of them form the generator group; prompts are split among them.
+
+Prompts arrive as token ids (the driver applies the chat template once, identically for generation
+and training), responses leave as text plus token ids.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from rlhf import device
+
+
+@dataclass
+class Sample:
+    text: str
+    token_ids: list[int]
+    finished: bool  # False when cut off by max_tokens
+
+
+class Generator:
+    def __init__(self, model_dir: str, *, device_kind: str, threads: int, seed: int, dtype: str,
+                 max_model_len: int, tensor_parallel: int = 1, kv_cache_gib: float = 1.0,
+                 gpu_memory_utilization: float = 0.5):
+        device.apply_env(device.vllm_environment(device_kind, kv_cache_gib))
+        device.setup_process(device_kind, threads)
+        device.prepare_vllm_process(device_kind)
+        from vllm import LLM
+
+        start = time.perf_counter()
+        self.llm = LLM(model=model_dir, dtype=dtype, seed=seed, max_model_len=max_model_len,
+                       worker_extension_cls="rlhf.sync.vllm_extension.WeightSyncExtension",
+                       **device.vllm_engine_args(device_kind, tensor_parallel, gpu_memory_utilization))
+        self.startup_seconds = time.perf_counter() - start
+
+    def info(self) -> dict:
+        import vllm
+
+        return {"pid": os.getpid(), "vllm": vllm.__version__, "startup_seconds": self.startup_seconds}
+
+    def generate(self, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
+                 max_tokens: int) -> list[list[Sample]]:
+        """`n` samples per prompt. Sampling is seeded per engine (at start-up), so a run repeats
+        exactly for a fixed layout. (Per-request seeds would not depend on the layout, but vLLM's
+        CPU backend cannot use them together with chunked prefill.)"""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        return [[Sample(o.text, list(o.token_ids), o.finish_reason == "stop") for o in out.outputs]
+                for out in outputs]
+
+    def greedy(self, prompts: list[list[int]], max_tokens: int) -> list[str]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        return [out.outputs[0].text for out in outputs]
+
+    def load_state(self, state: dict) -> int:
+        """CPU weight sync: the full state dict, handed over through Ray's object store."""
+        loaded = sum(self.llm.collective_rpc("load_state", kwargs={"state": state}))
+        self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
+        return loaded
+
+    def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int) -> None:
+        self.llm.collective_rpc("init_weight_sync_group", args=(master_address, master_port, rank_offset, world_size))
+
+    def receive_bucket(self, names: list[str], dtypes: list[str], shapes: list[list[int]]) -> int:
+        return sum(self.llm.collective_rpc("receive_bucket", args=(names, dtypes, shapes)))
+
+    def finish_sync(self) -> None:
+        self.llm.reset_prefix_cache()

@@ -1,0 +1,1 @@
+"""Model building and loading: the tiny local model, reward models (ours and OpenRLHF's format)."""

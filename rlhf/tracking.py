@@ -1,0 +1,75 @@
+"""Where metrics go: metrics.jsonl (a line per round), train_steps.jsonl (a line per optimizer step
+of the SFT / reward / offline DPO stages), W&B (the same numbers), run_summary.json.
+
+Only numbers and settings are written: no client speech or generated text ever reaches these
+files or W&B. API keys are read from the environment by W&B itself and never copied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class Tracker:
+    def __init__(self, run_dir: Path, config: dict, tracking, run_name: str):
+        self.run_dir = run_dir
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.steps_path = run_dir / "train_steps.jsonl"
+        self.wandb_run = None
+        self.wandb_mode = None
+        self.wandb_location = None  # URL (online) or local directory (offline)
+        if tracking.wandb:
+            self._start_wandb(config, tracking, run_name)
+            self.wandb_location = (self.wandb_run.url if self.wandb_mode == "online"
+                                   else str(Path(self.wandb_run.dir).parent))
+
+    def _start_wandb(self, config: dict, tracking, run_name: str) -> None:
+        for var, sub in (("WANDB_DIR", ""), ("WANDB_CACHE_DIR", ".wandb-cache"), ("WANDB_CONFIG_DIR", ".wandb-config")):
+            os.environ.setdefault(var, str(self.run_dir / sub) if sub else str(self.run_dir))
+        os.environ.setdefault("WANDB_SILENT", "true")
+        mode = tracking.mode
+        if mode == "auto":
+            mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+        import wandb
+
+        self.wandb_mode = mode
+        self.wandb_run = wandb.init(project=tracking.project, entity=tracking.entity, name=run_name,
+                                    config=config, mode=mode, dir=str(self.run_dir), reinit="finish_previous",
+                                    settings=wandb.Settings(console="off", x_disable_stats=True))
+
+    def log_step(self, stage: str, step: int, metrics: dict) -> None:
+        record = {"stage": stage, "step": step, **metrics, "time": time.time()}
+        with self.steps_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.wandb_run is not None:
+            self.wandb_run.log({f"{stage}/{k}": v for k, v in metrics.items()})
+
+    def log_round(self, record: dict) -> None:
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self.wandb_run is not None:
+            flat = {f"online/{k}": v for k, v in record.items() if isinstance(v, (int, float))}
+            flat.update({f"online/seconds_{k}": v for k, v in record.get("seconds", {}).items()})
+            self.wandb_run.log(flat)
+
+    def summary(self, values: dict) -> None:
+        if self.wandb_run is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float, str)):
+                    self.wandb_run.summary[key] = value
+
+    def finish(self) -> None:
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+            self.wandb_run = None

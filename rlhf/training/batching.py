@@ -1,0 +1,121 @@
+"""Tokenise records into (prompt, response) id lists, shard them across trainer ranks, pad them.
+
+The driver tokenises; trainer ranks only see integer lists, so they need no tokenizer.
+Under ZeRO-3 every rank must run the same number of forward passes, so batches are padded by
+repeating items from the start (as torch's DistributedSampler does) rather than left uneven.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from rlhf.data.prompts import chat_messages
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A prompt and one response as token ids."""
+
+    prompt: list[int]
+    response: list[int]
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+class Encoder:
+    """Chat-template a speech and tokenise prompts and responses within length budgets."""
+
+    def __init__(self, tokenizer, system_prompt: str, max_prompt_len: int, max_response_len: int):
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        self.max_prompt_len = max_prompt_len
+        self.max_response_len = max_response_len
+        self._overhead = len(self._prompt_ids(""))
+        if self._overhead >= max_prompt_len:
+            raise ValueError(f"model.max_prompt_len={max_prompt_len} leaves no room for the speech: "
+                             f"the system prompt and chat template alone take {self._overhead} tokens")
+
+    def _prompt_ids(self, speech: str) -> list[int]:
+        text = self.tokenizer.apply_chat_template(chat_messages(self.system_prompt, speech),
+                                                  add_generation_prompt=True, tokenize=False)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def truncate_speech(self, speech: str) -> str:
+        """Cut a speech so that its chat prompt fits max_prompt_len tokens."""
+        ids = self.tokenizer(speech, add_special_tokens=False)["input_ids"]
+        budget = self.max_prompt_len - self._overhead
+        return speech if len(ids) <= budget else self.tokenizer.decode(ids[:budget])
+
+    def prompt(self, speech: str) -> list[int]:
+        return self._prompt_ids(self.truncate_speech(speech))[: self.max_prompt_len]
+
+    def prompt_messages(self, speech: str) -> list[dict]:
+        return chat_messages(self.system_prompt, self.truncate_speech(speech))
+
+    def response(self, text: str) -> list[int]:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][: self.max_response_len - 1]
+        return ids + [self.tokenizer.eos_token_id]
+
+    def example(self, speech: str, response: str) -> Encoded:
+        return Encoded(self.prompt(speech), self.response(response))
+
+    def pair(self, speech: str, chosen: str, rejected: str) -> EncodedPair:
+        return EncodedPair(self.prompt(speech), self.response(chosen), self.response(rejected))
+
+    def scoring_text(self, speech: str, response: str) -> str:
+        """The text whose tokens are exactly `prompt + response` ids: what a reward server gets
+        (OpenRLHF's /get_reward takes such strings and appends EOS itself)."""
+        prompt = self.tokenizer.apply_chat_template(self.prompt_messages(speech), add_generation_prompt=True,
+                                                    tokenize=False)
+        return prompt + response + self.tokenizer.eos_token
+
+
+def collate(sequences: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids, attention_mask and loss_mask (1 on response tokens)."""
+    length = max(len(s.prompt) + len(s.response) for s in sequences)
+    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), length), dtype=torch.long)
+    loss_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids = seq.prompt + seq.response
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        loss_mask[row, len(seq.prompt): len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}
+
+
+def collate_pairs(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
+    """Chosen rows first, then rejected rows, in one batch (one forward pass for both)."""
+    return collate([Encoded(p.prompt, p.chosen) for p in pairs] + [Encoded(p.prompt, p.rejected) for p in pairs], pad_id)
+
+
+def plan_steps(items: list, world_size: int, micro_batch: int, accumulation: int,
+               epochs: int, seed: int) -> list[list[list[list]]]:
+    """Split items into optimizer steps -> ranks -> micro-batches -> items.
+
+    Each epoch shuffles; the last step is filled by repeating items from the epoch's start so every
+    rank runs the same number of micro-batches (a ZeRO-3 requirement).
+    """
+    if not items:
+        return []
+    per_step = world_size * micro_batch * accumulation
+    rng = random.Random(seed)
+    steps = []
+    for _ in range(epochs):
+        order = list(items)
+        rng.shuffle(order)
+        shortfall = (-len(order)) % per_step
+        order += [order[i % len(order)] for i in range(shortfall)]
+        for start in range(0, len(order), per_step):
+            chunk = order[start: start + per_step]
+            ranks = [chunk[r::world_size] for r in range(world_size)]
+            steps.append([[rank[m * micro_batch:(m + 1) * micro_batch] for m in range(accumulation)] for rank in ranks])
+    return steps

@@ -1,0 +1,25 @@
+"""The DeepSpeed config the trainers use, built from the typed run config."""
+
+from __future__ import annotations
+
+
+def zero3_config(*, micro_batch: int, accumulation: int, world_size: int, lr: float, weight_decay: float,
+                 grad_clip: float, dtype: str, train: bool = True) -> dict:
+    """ZeRO stage 3: parameters, gradients and optimizer state sharded across the trainer ranks.
+    `train=False` gives a frozen, sharded inference engine (the DPO reference model)."""
+    config = {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": accumulation,
+        "train_batch_size": micro_batch * accumulation * world_size,
+        "zero_optimization": {"stage": 3, "overlap_comm": False, "stage3_param_persistence_threshold": 0},
+        "bf16": {"enabled": dtype == "bfloat16"},
+        "fp16": {"enabled": dtype == "float16"},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if train:
+        config["gradient_clipping"] = grad_clip
+        # torch_adam: use torch's AdamW instead of JIT-compiling DeepSpeed's fused CPU/GPU Adam.
+        config["optimizer"] = {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay,
+                                                           "betas": [0.9, 0.95], "torch_adam": True}}
+    return config

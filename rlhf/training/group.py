@@ -1,0 +1,91 @@
+"""The trainer group: N TrainerRank actors forming one DeepSpeed ZeRO-3 world, driven as one."""
+
+from __future__ import annotations
+
+import ray
+
+from rlhf.cluster import Group, create_group
+from rlhf.config import OptimConfig, RunConfig, accumulation_steps
+from rlhf.training.batching import plan_steps
+from rlhf.training.trainer import TrainerRank
+
+
+class TrainerGroup:
+    def __init__(self, run: RunConfig):
+        layout = run.cluster.trainer
+        self.world_size = layout.ranks
+        self.group: Group = create_group(
+            TrainerRank, layout.ranks, device_kind=run.device.kind, cpus=layout.cpus_per_rank,
+            gpus=layout.gpus_per_rank, strategy=run.cluster.placement_strategy,
+            args_for=lambda rank: ((rank, layout.ranks, run.device.kind, layout.threads, run.seed), {}))
+        address, port = ray.get(self.group.actors[0].address.remote())
+        self.group.call("init_process_group", address, port)
+        self.dtype = run.device.dtype
+        self.optim: OptimConfig | None = None
+
+    @property
+    def actors(self) -> list:
+        return self.group.actors
+
+    def load(self, kind: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None) -> None:
+        self.optim = optim
+        self.group.call("load", kind, model_dir, lr=optim.lr, micro_batch=optim.micro_batch,
+                        accumulation=accumulation_steps(optim, self.world_size), weight_decay=optim.weight_decay,
+                        grad_clip=optim.grad_clip, dtype=self.dtype, reference_dir=reference_dir,
+                        beta=getattr(optim, "beta", 0.1))
+
+    def plan(self, items: list, epochs: int, seed: int) -> list:
+        """Optimizer steps -> per-rank micro-batches (see batching.plan_steps)."""
+        return plan_steps(items, self.world_size, self.optim.micro_batch,
+                          accumulation_steps(self.optim, self.world_size), epochs, seed)
+
+    def train_step(self, step: list, pad_id: int) -> dict:
+        return _mean(ray.get([a.train_step.remote(step[r], pad_id) for r, a in enumerate(self.actors)]))
+
+    def evaluate(self, items: list, pad_id: int) -> dict:
+        """Metrics over `items` without updating (each item once; the last batch is padded)."""
+        steps = plan_steps(items, self.world_size, self.optim.micro_batch, 1, 1, seed=0)
+        per_step = [_mean(ray.get([a.evaluate.remote(s[r], pad_id) for r, a in enumerate(self.actors)]))
+                    for s in steps]
+        return _mean(per_step)
+
+    def score(self, items: list, pad_id: int) -> list[float]:
+        """Reward-model scores of (prompt, response) items, in order. Every rank gets one
+        micro-batch per call (the last chunk padded by repetition), as ZeRO-3 requires."""
+        micro = self.optim.micro_batch
+        size = self.world_size * micro
+        padded = items + [items[i % len(items)] for i in range((-len(items)) % size)]
+        scores: list[float] = []
+        for start in range(0, len(padded), size):
+            chunk = padded[start: start + size]
+            parts = ray.get([a.score.remote([chunk[r * micro:(r + 1) * micro]], pad_id)
+                             for r, a in enumerate(self.actors)])
+            scores += [s for part in parts for s in part]
+        return scores[: len(items)]
+
+    def save(self, out_dir: str, extra_config: dict | None = None) -> None:
+        self.group.call("save", out_dir, extra_config)
+
+    def state_dict(self, bucket_bytes: int):
+        """Full weights gathered on rank 0, left in Ray's object store (an ObjectRef)."""
+        refs = [a.full_state_dict.remote(bucket_bytes) for a in self.actors]
+        ray.wait(refs, num_returns=len(refs))
+        return refs[0]
+
+    def refresh_reference(self) -> None:
+        self.group.call("refresh_reference")
+
+    def shutdown(self) -> None:
+        try:
+            self.group.call("shutdown")
+        finally:
+            self.group.shutdown()
+
+
+def _mean(results: list[dict]) -> dict:
+    keys = results[0].keys() if results else []
+    out = {k: sum(r[k] for r in results) / len(results) for k in keys if k not in ("tokens", "seconds")}
+    if results:
+        out["tokens"] = sum(r.get("tokens", 0) for r in results)
+        out["seconds"] = max(r.get("seconds", 0.0) for r in results)
+    return out

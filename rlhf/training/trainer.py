@@ -1,0 +1,256 @@
+"""One DeepSpeed ZeRO-3 trainer rank, hosted in a Ray actor. N of them form the trainer group.
+
+The same rank runs every training stage of the recipe: `load(kind=...)` builds the model(s) and
+`train_step(...)` applies one optimizer step of that stage's loss:
+  sft        causal LM, NLL on therapist answers
+  reward     sequence-regression head, Bradley-Terry on preference pairs
+  dpo        causal LM policy plus a frozen ZeRO-3 reference, DPO loss
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from rlhf import device
+from rlhf.training import losses
+from rlhf.training.batching import collate, collate_pairs
+from rlhf.training.deepspeed_config import zero3_config
+
+KINDS = ("sft", "reward", "dpo")
+
+
+class TrainerRank:
+    def __init__(self, rank: int, world_size: int, device_kind: str, threads: int, seed: int):
+        self.rank, self.world_size, self.kind_device = rank, world_size, device_kind
+        self.seed = seed
+        device.apply_env(device.env_for(device_kind))
+        device.setup_process(device_kind, threads)
+        self.engine = self.reference = None
+        self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
+        self.kind = None
+
+    # -- set-up --------------------------------------------------------------------------------
+    def address(self) -> tuple[str, int]:
+        """This node's IP and a free port: rank 0's answer is the rendezvous for all ranks."""
+        import socket
+
+        import ray
+
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def init_process_group(self, master_address: str, master_port: int) -> int:
+        import deepspeed
+
+        os.environ.update({"MASTER_ADDR": master_address, "MASTER_PORT": str(master_port),
+                           "RANK": str(self.rank), "WORLD_SIZE": str(self.world_size)})
+        deepspeed.init_distributed(dist_backend=device.dist_backend(self.kind_device), auto_mpi_discovery=False)
+        return torch.distributed.get_world_size()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def load(self, kind: str, model_dir: str, *, lr: float, micro_batch: int, accumulation: int,
+             weight_decay: float = 0.0, grad_clip: float = 1.0, dtype: str = "float32",
+             reference_dir: str | None = None, beta: float = 0.1) -> None:
+        """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's."""
+        import deepspeed
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+        from transformers.integrations import HfDeepSpeedConfig
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown training kind {kind!r}; expected one of {KINDS}")
+        self.release()
+        torch.manual_seed(self.seed)
+        self.kind, self.beta = kind, beta
+        torch_dtype = device.torch_dtype(dtype)
+        common = dict(micro_batch=micro_batch, accumulation=accumulation, world_size=self.world_size,
+                      lr=lr, weight_decay=weight_decay, grad_clip=grad_clip, dtype=dtype)
+
+        train_config = zero3_config(**common)
+        self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
+        if kind == "reward":
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch_dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
+        model.config.use_cache = False
+        self.engine, *_ = deepspeed.initialize(model=model, config=train_config,
+                                               model_parameters=[p for p in model.parameters() if p.requires_grad])
+        if kind == "dpo":
+            ref_config = zero3_config(**common, train=False)
+            self._hf_ds_configs.append(HfDeepSpeedConfig(ref_config))
+            ref_model = AutoModelForCausalLM.from_pretrained(reference_dir or model_dir, dtype=torch_dtype)
+            ref_model.config.use_cache = False
+            self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)
+            self.reference.eval()
+        self.device = device.torch_device(self.kind_device)
+
+    def release(self) -> None:
+        self.engine = self.reference = None
+        self._hf_ds_configs.clear()
+        gc.collect()
+        device.empty_cache(self.kind_device)
+
+    # -- forward passes -------------------------------------------------------------------------
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def _sequence_logprobs(self, engine, batch: dict) -> torch.Tensor:
+        logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return losses.sequence_logprobs(logits, batch["input_ids"], batch["loss_mask"])
+
+    def _rewards(self, batch: dict) -> torch.Tensor:
+        from rlhf.models.reward_model import reward_at_last_token
+
+        return reward_at_last_token(self.engine.module, batch["input_ids"], batch["attention_mask"])
+
+    def _loss(self, items: list, pad_id: int) -> tuple[torch.Tensor, dict]:
+        if self.kind == "sft":
+            batch = self._to_device(collate(items, pad_id))
+            logits = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = losses.nll_loss(logits, batch["input_ids"], batch["loss_mask"])
+            return loss, {"loss": loss.item(), "tokens": int(batch["loss_mask"].sum())}
+        batch = self._to_device(collate_pairs(items, pad_id))
+        n = len(items)
+        if self.kind == "reward":
+            rewards = self._rewards(batch)
+            chosen, rejected = rewards[:n], rewards[n:]
+            loss = losses.bradley_terry_loss(chosen, rejected)
+            return loss, {"loss": loss.item(), "accuracy": (chosen > rejected).float().mean().item(),
+                          "reward_margin": (chosen - rejected).mean().item(),
+                          "reward_mean": rewards.mean().item(), "reward_sq_mean": (rewards.float() ** 2).mean().item(),
+                          "tokens": int(batch["attention_mask"].sum())}
+        policy = self._sequence_logprobs(self.engine, batch)
+        with torch.no_grad():
+            reference = self._sequence_logprobs(self.reference, batch)
+        loss, chosen_reward, rejected_reward = losses.dpo_loss(policy[:n], policy[n:], reference[:n], reference[n:],
+                                                                self.beta)
+        response_tokens = batch["loss_mask"][:, 1:].sum(-1).clamp(min=1)
+        log_ratio = (policy.detach() - reference) / response_tokens
+        return loss, {"loss": loss.item(),
+                      "implicit_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
+                      "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
+                      "logp_margin": (policy[:n] - policy[n:]).mean().item(),
+                      "kl_per_token": log_ratio.mean().item(),
+                      "tokens": int(batch["attention_mask"].sum())}
+
+    # -- steps ------------------------------------------------------------------------------------
+    def train_step(self, micro_batches: list[list], pad_id: int) -> dict:
+        """One optimizer step over this rank's micro-batches (gradient accumulation inside)."""
+        self.engine.train()
+        totals: dict[str, float] = {}
+        start = time.perf_counter()
+        for items in micro_batches:
+            loss, stats = self._loss(items, pad_id)
+            self.engine.backward(loss)
+            self.engine.step()
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value
+        return _average(totals, len(micro_batches), time.perf_counter() - start)
+
+    @torch.no_grad()
+    def evaluate(self, micro_batches: list[list], pad_id: int) -> dict:
+        """The stage's metrics without updating (e.g. log-prob margins before/after a DPO round)."""
+        self.engine.eval()
+        totals: dict[str, float] = {}
+        for items in micro_batches:
+            _, stats = self._loss(items, pad_id)
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value
+        return _average(totals, len(micro_batches), 0.0)
+
+    @torch.no_grad()
+    def score(self, micro_batches: list[list], pad_id: int) -> list[float]:
+        """Reward of each (prompt, response) item; for normalisation statistics after RM training."""
+        self.engine.eval()
+        out: list[float] = []
+        for items in micro_batches:
+            out += self._rewards(self._to_device(collate(items, pad_id))).float().tolist()
+        return out
+
+    def refresh_reference(self) -> None:
+        """Copy the policy into the reference model. Both are partitioned identically under ZeRO-3,
+        so each rank copies its own shards: no gather needed."""
+        for ref_param, param in zip(self.reference.module.parameters(), self.engine.module.parameters()):
+            ref_param.ds_tensor.data.copy_(param.ds_tensor.data)
+
+    # -- weights out --------------------------------------------------------------------------------
+    def gathered_buckets(self, bucket_bytes: int, to_cpu: bool = True):
+        """Yield lists of (name, full tensor) on rank 0 (None elsewhere), gathering ZeRO-3 shards a
+        bucket at a time so peak memory stays near one bucket."""
+        import deepspeed
+
+        named = list(self.engine.module.named_parameters())
+        bucket, size = [], 0
+        for index, (name, param) in enumerate(named):
+            bucket.append((name, param))
+            size += param.ds_numel * param.element_size()
+            if size >= bucket_bytes or index == len(named) - 1:
+                with deepspeed.zero.GatheredParameters([p for _, p in bucket], modifier_rank=None):
+                    yield ([(n, p.data.detach().to("cpu", copy=True) if to_cpu else p.data) for n, p in bucket]
+                           if self.rank == 0 else None)
+                bucket, size = [], 0
+
+    def full_state_dict(self, bucket_bytes: int = 64 << 20) -> dict | None:
+        state = {}
+        for bucket in self.gathered_buckets(bucket_bytes):
+            if bucket is not None:
+                state.update(bucket)
+        return state if self.rank == 0 else None
+
+    def save(self, out_dir: str, extra_config: dict | None = None) -> None:
+        """Rank 0 writes an HF checkpoint (safetensors); all ranks must call (the gather is collective)."""
+        state = self.full_state_dict()
+        if self.rank == 0:
+            module = self.engine.module
+            for key, value in (extra_config or {}).items():
+                setattr(module.config, key, value)
+            module.config.use_cache = True
+            module.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+        torch.distributed.barrier()
+
+    def init_weight_sync_group(self, master_address: str, master_port: int, world_size: int) -> None:
+        """GPU only: rank 0 joins the NCCL group it shares with every vLLM worker, as its rank 0."""
+        if self.rank == 0:
+            self._weight_group = device.weight_sync_group(self.kind_device, master_address, master_port, 0, world_size)
+
+    def broadcast_weights(self, generators: list, bucket_bytes: int, timeout_s: float) -> int:
+        """GPU weight sync: every rank helps gather each bucket; rank 0 announces the bucket to the
+        engines (one call per bucket, not per tensor) and broadcasts its tensors."""
+        import ray
+
+        sent = 0
+        for bucket in self.gathered_buckets(bucket_bytes, to_cpu=False):
+            if bucket is None:
+                continue
+            names = [name for name, _ in bucket]
+            dtypes = [str(t.dtype).removeprefix("torch.") for _, t in bucket]
+            shapes = [list(t.shape) for _, t in bucket]
+            pending = [g.receive_bucket.remote(names, dtypes, shapes) for g in generators]
+            for _, tensor in bucket:
+                self._weight_group.broadcast(tensor, src=0)
+            ray.get(pending, timeout=timeout_s)
+            sent += len(bucket)
+        if self.rank == 0:
+            ray.get([g.finish_sync.remote() for g in generators], timeout=timeout_s)
+        return sent
+
+    def shutdown(self) -> None:
+        self.release()
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+
+def _average(totals: dict, count: int, seconds: float) -> dict:
+    out = {k: v / max(count, 1) for k, v in totals.items() if k != "tokens"}
+    out["tokens"] = totals.get("tokens", 0)
+    out["seconds"] = seconds
+    return out
