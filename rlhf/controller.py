@@ -129,17 +129,16 @@ class OnlineDPO:
             "checkpoint": checkpoint,
         }
 
-    def run(self, start_round: int = 0) -> list[dict]:
-        records = []
+    def run(self, start_round: int = 0):
+        """Run the remaining rounds, yielding each round's metrics record as it completes."""
         with tqdm(total=self.online.rounds, initial=start_round, desc="online dpo", unit="round",
                   dynamic_ncols=True) as bar:
             for round_index in range(start_round, self.online.rounds):
                 record = self.run_round(round_index, on_phase=bar.set_postfix_str)
                 self.tracker.log_round(record)
-                records.append(record)
                 bar.update(1)
                 tqdm.write(format_round(record, self.online.rounds))
-        return records
+                yield record
 
 
 def format_round(record: dict, rounds: int) -> str:

@@ -62,7 +62,19 @@ class Pipeline:
 
     # -- the whole run ---------------------------------------------------------------------------
     def execute(self) -> dict:
+        try:
+            self.start()
+            for stage in self.run.stages:
+                self.run_stage(stage)
+        finally:
+            self.shutdown()
+            self.write_summary()
+        return self.results
+
+    def start(self) -> None:
+        """Inputs, the base model, Ray, tracking and the trainer group (kept for every stage)."""
         from rlhf import cluster
+        from rlhf.training.group import TrainerGroup
 
         run = self.run
         self.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -71,24 +83,17 @@ class Pipeline:
         self.val_questions = counsel_chat.read_questions(resolve_path(run.data.path), "val")
         self.policy_dir = self._base_model()
         self.tokenizer, self.encoder = self._tokenizer(self.policy_dir)
-
         print(f"run directory: {self.run_dir}")
         cluster.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
         self.tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
-        try:
-            from rlhf.training.group import TrainerGroup
+        start = time.perf_counter()
+        self.trainers = TrainerGroup(run)
+        self.results["trainer_startup_seconds"] = round(time.perf_counter() - start, 2)
 
-            start = time.perf_counter()
-            self.trainers = TrainerGroup(run)
-            self.results["trainer_startup_seconds"] = round(time.perf_counter() - start, 2)
-            for stage in run.stages:
-                getattr(self, f"stage_{stage}")()
-                self.results["stages_completed"].append(stage)
-                self.write_summary()
-        finally:
-            self.shutdown()
-            self.write_summary()
-        return self.results
+    def run_stage(self, stage: str) -> None:
+        getattr(self, f"stage_{stage}")()
+        self.results["stages_completed"].append(stage)
+        self.write_summary()
 
     def shutdown(self) -> None:
         for part in (self.generators, self.scorer, self.trainers):
@@ -218,6 +223,15 @@ class Pipeline:
                                        "implicit_accuracy": last.get("implicit_accuracy"), "checkpoint": self.policy_dir}
 
     def stage_online_dpo(self) -> None:
+        controller = self.prepare_online()
+        for record in controller.run():
+            self.results["rounds"].append(record)
+            self.write_summary()
+        last = self.results["rounds"][-1]["checkpoint"] if self.results["rounds"] else None
+        self.results["online_dpo"] = {"rounds_completed": len(self.results["rounds"]), "final_policy": last}
+
+    def prepare_online(self):
+        """Load the DPO policy and reference, start generators and scorers; returns the controller."""
         from rlhf.controller import OnlineDPO
 
         run, online = self.run, self.run.online
@@ -228,15 +242,10 @@ class Pipeline:
         self.scorer = self._scorer()
         self.results["inference_startup_seconds"] = round(time.perf_counter() - start, 2)
         speeches = [q.speech for q in self.train_questions]
-        controller = OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
-                               encoder=self.encoder, speeches=speeches, tracker=self.tracker,
-                               save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
-                               device_kind=run.device.kind, seed=run.seed)
-        for record in controller.run():
-            self.results["rounds"].append({k: v for k, v in record.items()})
-            self.write_summary()
-        last = self.results["rounds"][-1]["checkpoint"] if self.results["rounds"] else None
-        self.results["online_dpo"] = {"rounds_completed": len(self.results["rounds"]), "final_policy": last}
+        return OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
+                         encoder=self.encoder, speeches=speeches, tracker=self.tracker,
+                         save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
+                         device_kind=run.device.kind, seed=run.seed)
 
     # -- actor groups for the online rounds ------------------------------------------------------------
     def _generators(self, policy_dir: str):
