@@ -8,7 +8,7 @@ Every field is documented in the YAML file that sets it (conf/).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -54,6 +54,7 @@ class TrainerLayout:
     cpus_per_rank: float = 0.5
     gpus_per_rank: float = 0.0
     threads: int = 1
+    resources: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class GeneratorLayout:
     threads: int = 2
     kv_cache_gib: float = 1.0
     gpu_memory_utilization: float = 0.5
+    resources: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class RewardLayout:
     cpus_per_actor: float = 0.5
     gpus_per_actor: float = 0.0
     threads: int = 2
+    resources: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +84,10 @@ class ClusterConfig:
     address: Optional[str] = None
     num_cpus: Optional[int] = 2
     placement_strategy: str = "PACK"
+    nodes: int = 1
+    gpus_per_node: int = 0
+    cpus_per_node: Optional[int] = None
+    colocate: bool = False
     trainer: TrainerLayout = field(default_factory=TrainerLayout)
     generator: GeneratorLayout = field(default_factory=GeneratorLayout)
     reward: RewardLayout = field(default_factory=RewardLayout)
@@ -204,7 +211,8 @@ def validate(run: RunConfig) -> None:
         optim = getattr(run, name)
         if world >= 1 and (optim.micro_batch < 1 or optim.batch_size % (optim.micro_batch * world)):
             errors.append(f"{name}.batch_size={optim.batch_size} must be a multiple of {name}.micro_batch "
-                          f"({optim.micro_batch}) x cluster.trainer.ranks ({world})")
+                          f"({optim.micro_batch}) x cluster.trainer.ranks ({world}, the ZeRO-3 world size of "
+                          f"cluster={layout.name}): change {name}.batch_size, {name}.micro_batch or the ranks")
         if optim.lr <= 0 or optim.epochs < 1:
             errors.append(f"{name}.lr must be > 0 and {name}.epochs >= 1")
     online = run.online
@@ -232,5 +240,8 @@ def validate(run: RunConfig) -> None:
     if run.stage in ("reward", "online_dpo", "offline_dpo") and run.model.path is None:
         errors.append(f"stage={run.stage} starts from an existing policy: set model.path "
                       "(e.g. a run's sft/ directory), or use stage=recipe")
+    from rlhf.layout import layout_errors
+
+    errors += layout_errors(run)
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
