@@ -8,12 +8,12 @@ Every field is documented in the YAML file that sets it (conf/).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo")
+STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo", "build_prefs")
 RECIPE = ("sft", "reward", "online_dpo")
 
 
@@ -148,6 +148,67 @@ class RewardSourceConfig:
 
 
 @dataclass
+class SpeechColumns:
+    text: str = "questionText"
+    title: Optional[str] = "questionTitle"
+    id: Optional[str] = "questionID"
+    topic: Optional[str] = "topic"
+
+
+@dataclass
+class SpeechSourceConfig:
+    path: str = "data/counsel-chat/counsel_chat.csv"
+    format: str = "auto"
+    columns: SpeechColumns = field(default_factory=SpeechColumns)
+    min_chars: int = 100
+    max_chars: int = 1000
+    limit: Optional[int] = None
+
+
+@dataclass
+class ChatBackendConfig:
+    kind: str = "local"
+    model: Optional[str] = None
+    base_url: Optional[str] = None
+    api_key_env: Optional[str] = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    concurrency: int = 4
+
+
+@dataclass
+class ResponderConfig(ChatBackendConfig):
+    name: str = ""
+
+
+@dataclass
+class JudgeConfig(ChatBackendConfig):
+    temperature: float = 0.0
+    prompt: Optional[str] = None
+    max_attempts: int = 3
+    json_mode: bool = False
+
+
+@dataclass
+class PrefsConfig:
+    speeches: SpeechSourceConfig = field(default_factory=SpeechSourceConfig)
+    responders: List[ResponderConfig] = field(default_factory=list)
+    responders_per_speech: int = 4
+    samples_per_responder: int = 1
+    system_prompt: Optional[str] = None
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    aggregate: str = "mean"
+    min_gap: float = 1.0
+    test_fraction: float = 0.1
+    out_dir: Optional[str] = None
+    local_max_model_len: int = 4096
+    local_batch_size: int = 64
+
+
+@dataclass
 class TrackingConfig:
     wandb: bool = True
     project: str = "psychocounsel-rlhf"
@@ -172,6 +233,7 @@ class RunConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
     reward: RewardSourceConfig = field(default_factory=RewardSourceConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    prefs: PrefsConfig = field(default_factory=PrefsConfig)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -243,5 +305,37 @@ def validate(run: RunConfig) -> None:
     from rlhf.layout import layout_errors
 
     errors += layout_errors(run)
+    errors += validate_prefs(run.prefs, run.stage == "build_prefs")
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+
+
+def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
+    """Checks of the preference-builder section (responders only when stage=build_prefs)."""
+    errors = []
+    if prefs.aggregate not in ("mean", "total"):
+        errors.append(f"prefs.aggregate={prefs.aggregate!r} must be mean or total")
+    if not 0 <= prefs.speeches.min_chars <= prefs.speeches.max_chars:
+        errors.append("prefs.speeches.min_chars must be >= 0 and <= prefs.speeches.max_chars")
+    if prefs.min_gap < 0 or not 0 <= prefs.test_fraction < 1:
+        errors.append("prefs.min_gap must be >= 0 and prefs.test_fraction in [0, 1)")
+    if prefs.judge.max_attempts < 1 or prefs.samples_per_responder < 1 or prefs.responders_per_speech < 1:
+        errors.append("prefs.judge.max_attempts, prefs.samples_per_responder and prefs.responders_per_speech must be >= 1")
+    backends = [(f"prefs.responders[{i}]", r) for i, r in enumerate(prefs.responders)] + [("prefs.judge", prefs.judge)]
+    for label, backend in backends:
+        if backend.kind not in ("local", "openai"):
+            errors.append(f"{label}.kind={backend.kind!r} must be local or openai")
+        elif backend.kind == "openai" and not (backend.base_url and backend.model):
+            errors.append(f"{label}: kind=openai needs base_url and model")
+        if backend.concurrency < 1 or backend.max_retries < 0 or backend.max_tokens < 1:
+            errors.append(f"{label}: concurrency and max_tokens must be >= 1, max_retries >= 0")
+    names = [r.name for r in prefs.responders]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        errors.append("prefs.responders: every responder needs a unique, non-empty name")
+    if building:
+        if not prefs.responders:
+            errors.append("stage=build_prefs needs at least one responder in prefs.responders")
+        elif min(prefs.responders_per_speech, len(prefs.responders)) * prefs.samples_per_responder < 2:
+            errors.append("prefs: responders_per_speech x samples_per_responder must give at least 2 responses "
+                          "per speech to form a pair")
+    return errors

@@ -86,6 +86,8 @@ class Pipeline:
         print(f"run directory: {self.run_dir}")
         cluster.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
         self.tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
+        if run.stages == ("build_prefs",):
+            return  # the preference builder needs no trainers
         start = time.perf_counter()
         self.trainers = TrainerGroup(run)
         self.results["trainer_startup_seconds"] = round(time.perf_counter() - start, 2)
@@ -208,6 +210,19 @@ class Pipeline:
         self.reward_dir = reward_dir
         print(f"reward model: {len(encoded)} pairs, train loss {last.get('loss', float('nan')):.3f}, "
               f"val accuracy {accuracy:.3f} on {len(val_encoded)} pairs -> {reward_dir}")
+
+    def stage_build_prefs(self) -> None:
+        """Preference data (rlhf.prefs): speeches -> responders -> judge -> Parquet pairs."""
+        from rlhf.prefs.build import build_preferences
+        from rlhf.prefs.local import LocalModels
+
+        prefs = self.run.prefs
+        out_dir = Path(prefs.out_dir).expanduser().resolve() if prefs.out_dir else self.run_dir / "prefs"
+        local = LocalModels(self.run, prefs.local_max_model_len, prefs.local_batch_size)
+        try:
+            self.results["build_prefs"] = build_preferences(self.run, out_dir, self.policy_dir, resolve_path, local)
+        finally:
+            local.shutdown()
 
     def stage_offline_dpo(self) -> None:
         from rlhf.training.stages import train_steps

@@ -1,0 +1,165 @@
+"""One interface for chat completions, whoever serves them: an OpenAI-compatible endpoint (GPT-4o, a
+vLLM server, ...) reached with the official `openai` client, or a model on the project's vLLM
+generator actors (rlhf.prefs.local). Responders and the judge both talk through it.
+
+`complete_many(requests)` yields `(index, ChatResult)` as results arrive, so the caller can store
+each one at once. A result carries text, or an error and whether retrying the same request later
+can help (`permanent`)."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, fields
+from typing import Iterator
+
+from rlhf.config import ConfigError
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple  # of {"role": ..., "content": ...} dicts
+    temperature: float
+    top_p: float
+    max_tokens: int
+    json_mode: bool = False  # ask the endpoint for a JSON object (response_format), where supported
+
+
+@dataclass
+class ChatResult:
+    text: str | None = None
+    error: str | None = None  # a short reason, never containing client text
+    permanent: bool = False  # True: the same request would fail again (e.g. longer than the context)
+
+
+@dataclass
+class CallStats:
+    """Counts only. `retries` = attempts beyond the first; the other fields say why."""
+
+    calls: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers
+    server_errors: int = 0  # 5xx answers
+    timeouts: int = 0
+    connection_errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict:
+        with self._lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+class OpenAIChat:
+    """An OpenAI-compatible chat endpoint. The API key is read from the environment variable whose
+    NAME is configured; it is passed to the client and never logged or written anywhere.
+
+    Timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter
+    (honouring Retry-After), up to `max_retries` times; 401/403/404 stop the build with a
+    ConfigError (wrong key, URL or model); other 4xx fail that request only."""
+
+    def __init__(self, label: str, base_url: str, model: str, api_key_env: str | None, *, timeout_s: float,
+                 max_retries: int, concurrency: int, backoff_s: float = 1.0, max_backoff_s: float = 30.0):
+        import openai
+
+        if not base_url:
+            raise ConfigError(f"{label}: kind=openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if not model:
+            raise ConfigError(f"{label}: kind=openai needs model (the endpoint's model name)")
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise ConfigError(f"{label}: environment variable {api_key_env} (api_key_env) is not set or empty")
+        else:
+            key = "EMPTY"  # servers without authentication (a local vLLM server) ignore it
+        self.label, self.base_url, self.model = label, base_url, model
+        self.max_retries, self.concurrency = max_retries, max(1, concurrency)
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.stats = CallStats()
+        self._openai = openai
+        # Retries are ours (counted, with backoff); the client's own are off.
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=0)
+
+    def describe(self) -> dict:
+        return {"kind": "openai", "base_url": self.base_url, "model": self.model}
+
+    def _delay(self, attempt: int, err) -> float:
+        headers = getattr(getattr(err, "response", None), "headers", None) or {}
+        for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+            try:
+                return min(self.max_backoff_s, max(0.0, float(headers[header]) / scale))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * random.uniform(0.5, 1.0)
+
+    def complete(self, request: ChatRequest) -> ChatResult:
+        openai = self._openai
+        self.stats.add(calls=1)
+        extra = {"response_format": {"type": "json_object"}} if request.json_mode else {}
+        for attempt in range(self.max_retries + 1):
+            try:
+                reply = self.client.chat.completions.create(
+                    model=self.model, messages=list(request.messages), temperature=request.temperature,
+                    top_p=request.top_p, max_tokens=request.max_tokens, **extra)
+                text = reply.choices[0].message.content if reply.choices else None
+                if text is None:
+                    self.stats.add(failed=1)
+                    return ChatResult(error="the endpoint returned no message content")
+                self.stats.add(succeeded=1)
+                return ChatResult(text=text)
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
+                raise ConfigError(f"{self.label}: {self.base_url} refused the request with HTTP {err.status_code} "
+                                  f"(check base_url, model={self.model!r} and the API key variable)") from None
+            except openai.RateLimitError as err:
+                self.stats.add(rate_limited=1)
+                reason, last = "rate limited (429)", err
+            except openai.InternalServerError as err:
+                self.stats.add(server_errors=1)
+                reason, last = f"server error ({err.status_code})", err
+            except openai.APITimeoutError as err:  # a subclass of APIConnectionError: test it first
+                self.stats.add(timeouts=1)
+                reason, last = "timed out", err
+            except openai.APIConnectionError as err:
+                self.stats.add(connection_errors=1)
+                reason, last = "connection error", err
+            except openai.APIStatusError as err:  # other 4xx: this request is at fault (e.g. too long)
+                self.stats.add(failed=1)
+                return ChatResult(error=f"HTTP {err.status_code} from the endpoint", permanent=True)
+            if attempt < self.max_retries:
+                self.stats.add(retries=1)
+                time.sleep(self._delay(attempt, last))
+        self.stats.add(failed=1)
+        return ChatResult(error=f"{reason}; gave up after {self.max_retries + 1} attempts")
+
+    def complete_many(self, requests: list[ChatRequest], truncate: bool = False) -> Iterator[tuple[int, ChatResult]]:
+        """At most `concurrency` requests in flight; results in completion order. (`truncate` is
+        for local models; an endpoint answers an over-long prompt with a 400, a permanent error.)"""
+        if not requests:
+            return
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="chat")
+        pending = {}
+        queue = iter(enumerate(requests))
+        try:
+            for index, request in queue:
+                pending[pool.submit(self.complete, request)] = index
+                if len(pending) >= self.concurrency:
+                    break
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    yield index, future.result()
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending[pool.submit(self.complete, nxt[1])] = nxt[0]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

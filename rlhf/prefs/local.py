@@ -1,0 +1,118 @@
+"""Local responders and judges: models served by the project's vLLM generator actors
+(rlhf.generation.vllm_generator.Generator), one actor per model directory, shared by every
+responder (and the judge) that uses that model. Prompts go through the model's chat template.
+
+Nothing leaves the machine on this path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from rlhf.prefs.chat import CallStats, ChatRequest, ChatResult
+
+
+def model_context(model_dir: str, cap: int) -> int:
+    """The model's own context length (config.json), capped by `cap`."""
+    config = Path(model_dir, "config.json")
+    if config.is_file():
+        length = json.loads(config.read_text()).get("max_position_embeddings")
+        if isinstance(length, int) and length > 0:
+            return min(length, cap)
+    return cap
+
+
+class LocalModels:
+    """Starts generator actors on demand (Ray must be running) and stops them at the end."""
+
+    def __init__(self, run, max_model_len: int, batch_size: int):
+        self.run, self.max_model_len, self.batch_size = run, max_model_len, batch_size
+        self.groups: dict[str, object] = {}
+        self.chats: dict[str, LocalChat] = {}
+
+    def chat(self, model_dir: str) -> "LocalChat":
+        if model_dir not in self.chats:
+            from transformers import AutoTokenizer
+
+            from rlhf.cluster import create_group
+            from rlhf.generation.vllm_generator import Generator
+
+            run, layout = self.run, self.run.cluster.generator
+            context = model_context(model_dir, self.max_model_len)
+            group = create_group(
+                Generator, 1, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
+                gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
+                args_for=lambda i: ((model_dir,), dict(
+                    device_kind=run.device.kind, threads=layout.threads, seed=run.seed + len(self.groups),
+                    dtype=run.device.dtype, max_model_len=context, tensor_parallel=layout.tensor_parallel,
+                    kv_cache_gib=layout.kv_cache_gib, gpu_memory_utilization=layout.gpu_memory_utilization)))
+            self.groups[model_dir] = group
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=run.model.trust_remote_code)
+            self.chats[model_dir] = LocalChat(model_dir, group.actors[0], tokenizer, context, self.batch_size)
+        return self.chats[model_dir]
+
+    def shutdown(self) -> None:
+        for group in self.groups.values():
+            group.shutdown()
+        self.groups.clear()
+        self.chats.clear()
+
+
+class LocalChat:
+    """Chat completions on one generator actor, in batches (one vLLM call per batch).
+
+    A prompt that does not fit the model's context with room for `max_tokens` is either cut (the
+    last user message loses its end; `truncate=True`, used for responders, as the policy's own
+    prompts are) or answered with a permanent error (the judge: it must see the whole input)."""
+
+    def __init__(self, model_dir: str, actor, tokenizer, context: int, batch_size: int):
+        self.model_dir, self.actor, self.tokenizer = model_dir, actor, tokenizer
+        self.context, self.batch_size = context, max(1, batch_size)
+        self.stats = CallStats()
+
+    def describe(self) -> dict:
+        return {"kind": "local", "model": self.model_dir, "context": self.context}
+
+    def _ids(self, messages: list[dict]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def fit(self, request: ChatRequest, truncate: bool) -> list[int] | None:
+        messages = [dict(m) for m in request.messages]
+        budget = self.context - request.max_tokens
+        ids = self._ids(messages)
+        if len(ids) <= budget:
+            return ids
+        if not truncate or messages[-1]["role"] != "user":
+            return None
+        content = self.tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"]
+        keep = len(content) - (len(ids) - budget) - 2  # a little slack: re-tokenising can merge differently
+        if keep <= 0:
+            return None
+        messages[-1]["content"] = self.tokenizer.decode(content[:keep])
+        ids = self._ids(messages)
+        return ids if len(ids) <= budget else None
+
+    def complete_many(self, requests: list[ChatRequest], truncate: bool = False) -> Iterator[tuple[int, ChatResult]]:
+        import ray
+
+        groups: dict[tuple, list[tuple[int, list[int]]]] = {}
+        for index, request in enumerate(requests):
+            self.stats.add(calls=1)
+            ids = self.fit(request, truncate)
+            if ids is None:
+                self.stats.add(failed=1)
+                yield index, ChatResult(error=f"prompt longer than the model's context ({self.context} tokens "
+                                              f"including {request.max_tokens} for the answer)", permanent=True)
+                continue
+            key = (request.temperature, request.top_p, request.max_tokens)
+            groups.setdefault(key, []).append((index, ids))
+        for (temperature, top_p, max_tokens), items in groups.items():
+            for start in range(0, len(items), self.batch_size):
+                batch = items[start:start + self.batch_size]
+                samples = ray.get(self.actor.generate.remote([ids for _, ids in batch], n=1, temperature=temperature,
+                                                             top_p=top_p, max_tokens=max_tokens))
+                for (index, _), out in zip(batch, samples):
+                    self.stats.add(succeeded=1)
+                    yield index, ChatResult(text=out[0].text)

@@ -1,0 +1,97 @@
+"""From judged responses to preference pairs in the released PsychoCounsel-Preference schema.
+
+Score of a response = the mean (paper) or the total of its seven ratings. Speeches are split into
+train and test by a seeded hash of the speech, so no speech is in both splits:
+  - train: every two responses to a speech whose scores differ by at least `min_gap`;
+  - test: the highest- vs the lowest-scored response of each speech (if their scores differ).
+`min_gap` is on the scale of the chosen aggregate (mean: 1 as in the paper; total: 7 is the same)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlhf.data.records import Speech
+from rlhf.prefs.judge import PRINCIPLES
+
+AGGREGATES = ("mean", "total")
+COLUMNS = (["ID", "prefID", "question", "chosen", "rejected", "chosen_model", "rejected_model"]
+           + [f"chosen_{p}_rating" for p in PRINCIPLES] + [f"rejected_{p}_rating" for p in PRINCIPLES])
+
+
+@dataclass(frozen=True)
+class Scored:
+    speech: Speech
+    responder: str
+    sample: int
+    text: str
+    ratings: dict
+
+    def score(self, aggregate: str) -> float:
+        total = sum(self.ratings[p] for p in PRINCIPLES)
+        return total / len(PRINCIPLES) if aggregate == "mean" else float(total)
+
+
+def split_of(speech_key: str, seed: int, test_fraction: float) -> str:
+    digest = hashlib.sha256(f"{seed}:{speech_key}".encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2 ** 64 < test_fraction else "train"
+
+
+def _row(chosen: Scored, rejected: Scored) -> dict:
+    row = {"ID": chosen.speech.id, "question": chosen.speech.text, "chosen": chosen.text, "rejected": rejected.text,
+           "chosen_model": chosen.responder, "rejected_model": rejected.responder}
+    for side, scored in (("chosen", chosen), ("rejected", rejected)):
+        for p in PRINCIPLES:
+            row[f"{side}_{p}_rating"] = scored.ratings[p]
+    return row
+
+
+def make_pairs(groups: list[tuple[str, list[Scored]]], *, aggregate: str, min_gap: float, test_fraction: float,
+               seed: int) -> dict[str, list[dict]]:
+    """`groups`: (speech key, its scored responses), in speech order. Ties never make a pair."""
+    out: dict[str, list[dict]] = {"train": [], "test": []}
+    for key, responses in groups:
+        responses = sorted(responses, key=lambda s: (s.responder, s.sample))
+        if len(responses) < 2:
+            continue
+        split = split_of(key, seed, test_fraction)
+        if split == "test":
+            best = max(responses, key=lambda s: s.score(aggregate))  # first of equals: stable order
+            worst = min(responses, key=lambda s: s.score(aggregate))
+            if best.score(aggregate) > worst.score(aggregate):
+                out["test"].append(_row(best, worst))
+            continue
+        for a, b in itertools.combinations(responses, 2):
+            gap = a.score(aggregate) - b.score(aggregate)
+            if gap != 0 and abs(gap) >= min_gap:
+                out["train"].append(_row(a, b) if gap > 0 else _row(b, a))
+    for rows in out.values():
+        for number, row in enumerate(rows):
+            row["prefID"] = number
+    return out
+
+
+def write_parquet(rows: list[dict], path: Path) -> None:
+    """Exactly the released columns and types (strings; int64 prefID and ratings), via a rename."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, pa.int64() if c == "prefID" or c.endswith("_rating") else pa.string()) for c in COLUMNS])
+    table = pa.Table.from_pylist([{c: row[c] for c in COLUMNS} for row in rows], schema=schema)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def mean_ratings(scored: list[Scored], aggregate: str) -> dict:
+    """Per responder: responses scored, mean score and mean rating per principle (numbers only)."""
+    by_responder: dict[str, list[Scored]] = {}
+    for s in scored:
+        by_responder.setdefault(s.responder, []).append(s)
+    return {name: {"scored": len(items), "score": round(statistics.fmean(s.score(aggregate) for s in items), 3),
+                   **{p: round(statistics.fmean(s.ratings[p] for s in items), 3) for p in PRINCIPLES}}
+            for name, items in sorted(by_responder.items())}

@@ -1,0 +1,127 @@
+"""Shared pieces of the preference-builder tests (no tests here): a small OpenAI-compatible chat
+server on loopback whose answers each test scripts, a deterministic stand-in for responders and
+the judge, and config helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from rlhf.config import JudgeConfig, PrefsConfig, ResponderConfig, RunConfig, SpeechColumns, SpeechSourceConfig
+from rlhf.prefs.judge import DEFAULT_PROMPT, PRINCIPLES
+
+JUDGE_SYSTEM = DEFAULT_PROMPT.read_text(encoding="utf-8").strip()
+
+
+def completion(text: str, model: str = "fake") -> dict:
+    return {"id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def digest(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16)
+
+
+def is_judge(body: dict) -> bool:
+    return body["messages"][0]["role"] == "system" and body["messages"][0]["content"] == JUDGE_SYSTEM
+
+
+def honest_answer(body: dict, number: int = 0) -> tuple[int, dict, dict]:
+    """A deterministic responder (text from model + speech) and judge (ratings from the response)."""
+    if is_judge(body):
+        data = json.loads(body["messages"][1]["content"])
+        h = digest(data["counsellor_response"])
+        ratings = {p: 1 + (h >> (3 * i)) % 5 for i, p in enumerate(PRINCIPLES)}
+        return 200, completion(json.dumps(ratings)), {}
+    speech = body["messages"][-1]["content"]
+    return 200, completion(f"{body['model']} hears you ({digest(speech) % 10 ** 6}). What feels hardest right now?"), {}
+
+
+class FakeOpenAI:
+    """POST /v1/chat/completions answered by `script(body, number)` -> (status, json, headers);
+    every request body is kept (in order) for assertions. Runs uvicorn in a thread."""
+
+    def __init__(self, script=honest_answer, delay_s: float = 0.0):
+        self.script, self.delay_s = script, delay_s
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = await request.json()
+            with self.lock:
+                self.requests.append(body)
+                number = len(self.requests)
+            if self.delay_s:
+                import asyncio
+
+                await asyncio.sleep(self.delay_s)
+            status, payload, headers = self.script(body, number)
+            return JSONResponse(payload, status_code=status, headers=headers)
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("fake server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def count(self, judge: bool | None = None) -> int:
+        with self.lock:
+            return sum(1 for b in self.requests if judge is None or is_judge(b) == judge)
+
+
+def write_speeches_csv(path, n: int, extra: list[str] = ()) -> list[str]:
+    """n distinct speeches of 150-400 characters (plus `extra` ones) as a CSV with id/topic."""
+    import csv
+
+    texts = [f"Speech {i}: " + " ".join(["I have been feeling anxious and tired at work, and I cannot sleep."] * (2 + i % 4))
+             for i in range(n)] + list(extra)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sid", "body", "theme"])
+        for i, text in enumerate(texts):
+            writer.writerow([f"s{i}", text, "anxiety"])
+    return texts
+
+
+def run_config(speeches_path, url: str, *, responders: int = 3, per_speech: int = 3, max_retries: int = 2,
+               concurrency: int = 4, judge_url: str | None = None, max_attempts: int = 2, **prefs) -> RunConfig:
+    run = RunConfig(stage="build_prefs")
+    run.prefs = PrefsConfig(
+        speeches=SpeechSourceConfig(path=str(speeches_path), columns=SpeechColumns(text="body", title=None, id="sid",
+                                                                                   topic="theme")),
+        responders=[ResponderConfig(name=f"r{i}", kind="openai", base_url=url, model=f"model-{i}", temperature=0.7,
+                                    max_retries=max_retries, concurrency=concurrency, timeout_s=10)
+                    for i in range(responders)],
+        responders_per_speech=per_speech,
+        judge=JudgeConfig(kind="openai", base_url=judge_url or url, model="judge", max_attempts=max_attempts,
+                          max_retries=max_retries, concurrency=concurrency, timeout_s=10),
+        **prefs)
+    return run
