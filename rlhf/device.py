@@ -112,6 +112,14 @@ def weight_sync_group(kind: str, master_address: str, master_port: int, rank: in
     return PyNcclCommunicator(group, device=torch.cuda.current_device())
 
 
+def sync_troubleshooting(kind: str) -> str:
+    """What to check when a weight sync hangs."""
+    if kind == "gpu":
+        return ("trainer rank 0 must reach every vLLM worker's NCCL group: check firewalls between nodes "
+                "and NCCL_SOCKET_IFNAME; NCCL_DEBUG=INFO shows where it stops")
+    return "on CPU the weights travel through Ray's object store: check `ray status` for object store memory"
+
+
 def bytes_in_use(kind: str) -> int:
     if kind == "gpu":
         return torch.cuda.memory_allocated()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ray
 
+from rlhf import device
+
 
 class WeightSyncTimeout(RuntimeError):
     pass
@@ -27,8 +29,7 @@ def sync_weights(trainers, generators, *, device_kind: str, bucket_bytes: int, t
     if pending:
         raise WeightSyncTimeout(
             f"weight sync did not finish within {timeout_s:.0f}s ({len(pending)} of {len(refs)} calls pending): "
-            "check that every generator is alive and, on GPU, that trainer rank 0 can reach the vLLM "
-            "workers' NCCL group (firewall, NCCL_SOCKET_IFNAME)")
+            f"check that every generator is alive; {device.sync_troubleshooting(device_kind)}")
     loaded = [n for n in ray.get(ready) if n]
     return max(loaded) if loaded else 0
 

@@ -1,0 +1,48 @@
+"""Tokenising, padding and sharding batches for ZeRO-3 ranks."""
+
+import pytest
+
+from rlhf.training.batching import Encoded, Encoder, collate, collate_pairs, plan_steps, EncodedPair
+
+
+def test_every_rank_gets_the_same_number_of_full_micro_batches():
+    items = list(range(37))
+    steps = plan_steps(items, world_size=2, micro_batch=4, accumulation=2, epochs=1, seed=0)
+    assert len(steps) == 3  # ceil(37 / 16)
+    for step in steps:
+        assert len(step) == 2 and all(len(rank) == 2 for rank in step)
+        assert all(len(micro) == 4 for rank in step for micro in rank)
+    seen = [x for step in steps for rank in step for micro in rank for x in micro]
+    assert set(seen) == set(items) and len(seen) == 48  # 11 repeats fill the last step
+
+
+def test_epochs_reshuffle_deterministically():
+    a = plan_steps(list(range(8)), 1, 8, 1, epochs=2, seed=3)
+    b = plan_steps(list(range(8)), 1, 8, 1, epochs=2, seed=3)
+    assert a == b and a[0] != a[1]
+    assert plan_steps([], 2, 2, 1, 1, 0) == []
+
+
+def test_collate_masks_only_the_response():
+    batch = collate([Encoded([5, 6], [7, 8, 9]), Encoded([5], [7])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9], [5, 7, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert batch["loss_mask"].tolist() == [[0, 0, 1, 1, 1], [0, 1, 0, 0, 0]]
+    pairs = collate_pairs([EncodedPair([1], [2], [3, 4])], pad_id=0)
+    assert pairs["input_ids"].tolist() == [[1, 2, 0], [1, 3, 4]]  # chosen rows first
+
+
+def test_encoder_keeps_prompts_within_budget_and_ends_responses_with_eos(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    encoder = Encoder(tokenizer, "Be kind.", max_prompt_len=48, max_response_len=16)
+    prompt = encoder.prompt("I feel anxious " * 100)
+    assert len(prompt) <= 48
+    assert tokenizer.decode(prompt).rstrip().endswith("<|assistant|>")  # the generation prompt survives the cut
+    response = encoder.response("words " * 100)
+    assert len(response) == 16 and response[-1] == tokenizer.eos_token_id
+    text = encoder.scoring_text("Hello", "Hi there")
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] == encoder.prompt("Hello") + encoder.response("Hi there")
+    with pytest.raises(ValueError, match="leaves no room"):
+        Encoder(tokenizer, "long system prompt " * 50, max_prompt_len=32, max_response_len=16)
