@@ -175,6 +175,15 @@ class TrainerRank:
             out += self._rewards(self._to_device(collate(items, pad_id))).float().tolist()
         return out
 
+    def save_state(self, state_dir: str) -> None:
+        """Training state for resuming: this rank's ZeRO-3 shards of weights and optimizer state.
+        Every rank writes its own files (a shared filesystem across nodes)."""
+        self.engine.save_checkpoint(state_dir, tag="state", save_latest=False)
+
+    def load_state(self, state_dir: str) -> None:
+        self.engine.load_checkpoint(state_dir, tag="state", load_optimizer_states=True,
+                                    load_lr_scheduler_states=True)
+
     def refresh_reference(self) -> None:
         """Copy the policy into the reference model. Both are partitioned identically under ZeRO-3,
         so each rank copies its own shards: no gather needed."""
