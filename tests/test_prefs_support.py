@@ -12,6 +12,7 @@ import time
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from rlhf.config import JudgeConfig, PrefsConfig, ResponderConfig, RunConfig, SpeechColumns, SpeechSourceConfig
@@ -46,12 +47,14 @@ def honest_answer(body: dict, number: int = 0) -> tuple[int, dict, dict]:
 
 
 class FakeOpenAI:
-    """POST /v1/chat/completions answered by `script(body, number)` -> (status, json, headers);
-    every request body is kept (in order) for assertions. Runs uvicorn in a thread."""
+    """POST /v1/chat/completions answered by `script(body, number)` -> (status, json, headers),
+    run in a worker thread (a script may sleep); every request body is kept (in order) for
+    assertions. Runs uvicorn in a thread."""
 
     def __init__(self, script=honest_answer, delay_s: float = 0.0):
         self.script, self.delay_s = script, delay_s
         self.requests: list[dict] = []
+        self.auth: list[str | None] = []
         self.lock = threading.Lock()
         app = FastAPI()
 
@@ -60,12 +63,13 @@ class FakeOpenAI:
             body = await request.json()
             with self.lock:
                 self.requests.append(body)
+                self.auth.append(request.headers.get("authorization"))
                 number = len(self.requests)
             if self.delay_s:
                 import asyncio
 
                 await asyncio.sleep(self.delay_s)
-            status, payload, headers = self.script(body, number)
+            status, payload, headers = await run_in_threadpool(self.script, body, number)
             return JSONResponse(payload, status_code=status, headers=headers)
 
         self.sock = socket.socket()

@@ -145,7 +145,11 @@ class PreferenceBuild:
                           temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens,
                           json_mode=judge_cfg.json_mode)
             judge_desc = {**judge_backend.describe(), "prompt": prompt.version, "prompt_sha256": prompt.sha256}
-            judge_id = hashlib.sha256(json.dumps(judge_desc, sort_keys=True).encode()).hexdigest()[:16]
+            # The judge's identity: what it is and how it is asked (not where it is served from).
+            identity = {k: judge_desc.get(k) for k in ("kind", "model", "prompt_sha256")}
+            identity.update(temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens,
+                            json_mode=judge_cfg.json_mode)
+            judge_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
             plan = [Job(s, speech_key(s), name, k) for s in speeches
                     for name in draw(list(pool), cfg.responders_per_speech, self.run.seed, speech_key(s))

@@ -82,18 +82,21 @@ def _read_csv(path: Path, columns) -> list[tuple[int, dict]]:
     rows = []
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle, strict=True)
+        last = 0
         try:
             header = reader.fieldnames
             if not header:
                 raise DataError(str(path), "empty file (no header row)", line=1)
             _check_columns(path, header, columns, line=1)
+            last = reader.line_num  # where the previous record ended; a broken one starts on the next line
             for row in reader:
                 if None in row or any(v is None for v in row.values()):
-                    raise DataError(str(path), f"broken row: expected {len(header)} fields", line=reader.line_num,
+                    raise DataError(str(path), f"broken row: expected {len(header)} fields", line=last + 1,
                                     hint="check quoting and the number of commas on this line")
-                rows.append((reader.line_num, row))
+                rows.append((last + 1, row))
+                last = reader.line_num
         except csv.Error as err:
-            raise DataError(str(path), f"broken CSV ({err})", line=reader.line_num) from None
+            raise DataError(str(path), f"broken CSV ({err})", line=last + 1) from None
     return rows
 
 
