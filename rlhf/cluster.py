@@ -45,10 +45,27 @@ class Group:
         """The same call on every actor, waiting for all."""
         return ray.get([getattr(a, method).remote(*args, **kwargs) for a in self.actors])
 
+    def where(self) -> list[dict]:
+        """Where each actor runs: Ray node id, node IP and process id."""
+        return ray.get([actor.__ray_call__.remote(_where) for actor in self.actors])
+
     def shutdown(self) -> None:
         for actor in self.actors:
             ray.kill(actor)
         remove_placement_group(self.placement)
+
+
+def _where(_actor) -> dict:
+    context = ray.get_runtime_context()
+    return {"node_id": context.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
+
+
+def node_table() -> list[dict]:
+    """The cluster's live nodes: id, IP and the resources each offers (CPU, GPU, custom labels)."""
+    return [{"node_id": n["NodeID"], "ip": n["NodeManagerAddress"],
+             "resources": {k: v for k, v in n["Resources"].items() if not k.startswith(("node:", "memory",
+                                                                                         "object_store_memory"))}}
+            for n in ray.nodes() if n.get("Alive")]
 
 
 def create_group(cls, count: int, *, device_kind: str, cpus: float, gpus: float, strategy: str,

@@ -91,6 +91,8 @@ class Pipeline:
         start = time.perf_counter()
         self.trainers = TrainerGroup(run)
         self.results["trainer_startup_seconds"] = round(time.perf_counter() - start, 2)
+        self.results["ray_nodes"] = cluster.node_table()
+        self.results.setdefault("placement", {})["trainer"] = self.trainers.group.where()
 
     def run_stage(self, stage: str) -> None:
         getattr(self, f"stage_{stage}")()
@@ -272,12 +274,14 @@ class Pipeline:
         group = create_group(
             Generator, layout.engines, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
             gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
+            resources=layout.resources or None,
             args_for=lambda i: ((policy_dir,), dict(
                 device_kind=run.device.kind, threads=layout.threads, seed=run.seed + i, dtype=run.device.dtype,
                 max_model_len=model.max_prompt_len + model.max_response_len + 8,
                 tensor_parallel=layout.tensor_parallel, kv_cache_gib=layout.kv_cache_gib,
                 gpu_memory_utilization=layout.gpu_memory_utilization)))
         self.results["generators"] = group.call("info")
+        self.results.setdefault("placement", {})["generator"] = group.where()
         if run.device.kind == "gpu":
             from rlhf.sync.weight_sync import init_gpu_sync_group
 
@@ -305,12 +309,13 @@ class Pipeline:
         layout, model = run.cluster.reward, run.model
         group = create_group(
             RewardScorer, layout.actors, device_kind=run.device.kind, cpus=layout.cpus_per_actor,
-            gpus=layout.gpus_per_actor, strategy=run.cluster.placement_strategy,
+            gpus=layout.gpus_per_actor, strategy=run.cluster.placement_strategy, resources=layout.resources or None,
             args_for=lambda i: ((reward_dir,), dict(
                 device_kind=run.device.kind, threads=layout.threads, dtype=run.device.dtype,
                 batch_size=run.reward.batch_size, system_prompt=run.system_prompt,
                 max_prompt_len=model.max_prompt_len, max_response_len=model.max_response_len,
                 trust_remote_code=model.trust_remote_code)))
+        self.results.setdefault("placement", {})["reward"] = group.where()
         return ActorScorer(group)
 
     # -- summary ---------------------------------------------------------------------------------------
