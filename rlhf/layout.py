@@ -2,6 +2,10 @@
 for fit the machines the layout describes? Called from `config.validate`, so a layout that cannot
 be placed fails before any actor starts, with the field to change.
 
+    python -m rlhf.layout cluster=gpu_2x8 model=llama3_8b device=gpu [overrides...]
+checks a whole configuration without starting anything and prints the layout's NODES=,
+GPUS_PER_NODE= and CPUS_PER_NODE= (for sbatch); exit status 2 and the errors otherwise.
+
 GPU counts follow `pipeline`/`create_group`: a trainer rank takes `gpus_per_rank`; a generator
 engine takes `gpus_per_engine` on each of its `tensor_parallel` workers; a reward actor takes
 `gpus_per_actor` (reward actors only exist with reward.source=local).
@@ -9,7 +13,9 @@ engine takes `gpus_per_engine` on each of its `tensor_parallel` workers; a rewar
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
@@ -144,3 +150,27 @@ def _gpu_errors(run, need: Demand) -> list[str]:
             errors.append(f"{name}: colocated, every vLLM worker sits on a trainer rank's GPU, but engines "
                           f"({g.engines}) x tensor_parallel ({g.tensor_parallel}) > cluster.trainer.ranks ({t.ranks})")
     return errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from rlhf.config import ConfigError, load_config
+
+    overrides = sys.argv[1:] if argv is None else argv
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            run = load_config(compose(config_name="config", overrides=overrides))
+    except (ConfigError, HydraException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    c = run.cluster
+    print(f"NODES={c.nodes}\nGPUS_PER_NODE={c.gpus_per_node if run.device.kind == 'gpu' else 0}\n"
+          f"CPUS_PER_NODE={c.cpus_per_node or 0}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
