@@ -131,6 +131,20 @@ def test_killed_build_resumes_without_redoing_calls(tmp_path):
                 == pq.read_table(tmp_path / "ref" / f"{split}.parquet").to_pylist())
 
 
+def test_concurrency_is_bounded_per_backend(tmp_path):
+    write_speeches_csv(tmp_path / "s.csv", 12)
+    with FakeOpenAI(delay_s=0.05) as server:  # one responder, then the judge: each at most 3 in flight
+        build(run_config(tmp_path / "s.csv", server.url, responders=2, per_speech=2, concurrency=3), tmp_path / "o")
+        assert server.max_in_flight <= 2 * 3 and server.max_in_flight > 1
+    with FakeOpenAI(delay_s=0.05) as server:
+        run = run_config(tmp_path / "s.csv", server.url, responders=2, per_speech=2, concurrency=1)
+        run.prefs.judge.concurrency = 4
+        started = time.perf_counter()
+        build(run, tmp_path / "o2")
+        assert 1 < server.max_in_flight <= 4
+        assert time.perf_counter() - started < 24 * 2 * 0.05  # judging ran 4-wide, not one by one
+
+
 def test_429_storm_is_ridden_out_and_counted(tmp_path):
     write_speeches_csv(tmp_path / "s.csv", 10)
 

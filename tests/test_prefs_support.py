@@ -55,6 +55,7 @@ class FakeOpenAI:
         self.script, self.delay_s = script, delay_s
         self.requests: list[dict] = []
         self.auth: list[str | None] = []
+        self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         app = FastAPI()
 
@@ -65,11 +66,17 @@ class FakeOpenAI:
                 self.requests.append(body)
                 self.auth.append(request.headers.get("authorization"))
                 number = len(self.requests)
-            if self.delay_s:
-                import asyncio
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                if self.delay_s:
+                    import asyncio
 
-                await asyncio.sleep(self.delay_s)
-            status, payload, headers = await run_in_threadpool(self.script, body, number)
+                    await asyncio.sleep(self.delay_s)
+                status, payload, headers = await run_in_threadpool(self.script, body, number)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
             return JSONResponse(payload, status_code=status, headers=headers)
 
         self.sock = socket.socket()

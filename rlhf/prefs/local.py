@@ -32,25 +32,31 @@ class LocalModels:
         self.chats: dict[str, LocalChat] = {}
 
     def chat(self, model_dir: str) -> "LocalChat":
+        """The chat backend for one model; its actor starts on first use, so a build whose calls
+        are all stored already starts none."""
         if model_dir not in self.chats:
             from transformers import AutoTokenizer
 
-            from rlhf.cluster import create_group
-            from rlhf.generation.vllm_generator import Generator
-
-            run, layout = self.run, self.run.cluster.generator
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=self.run.model.trust_remote_code)
             context = model_context(model_dir, self.max_model_len)
-            group = create_group(
-                Generator, 1, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
-                gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
-                args_for=lambda i: ((model_dir,), dict(
-                    device_kind=run.device.kind, threads=layout.threads, seed=run.seed + len(self.groups),
-                    dtype=run.device.dtype, max_model_len=context, tensor_parallel=layout.tensor_parallel,
-                    kv_cache_gib=layout.kv_cache_gib, gpu_memory_utilization=layout.gpu_memory_utilization)))
-            self.groups[model_dir] = group
-            tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=run.model.trust_remote_code)
-            self.chats[model_dir] = LocalChat(model_dir, group.actors[0], tokenizer, context, self.batch_size)
+            self.chats[model_dir] = LocalChat(model_dir, lambda: self._start(model_dir, context), tokenizer, context,
+                                              self.batch_size)
         return self.chats[model_dir]
+
+    def _start(self, model_dir: str, context: int):
+        from rlhf.cluster import create_group
+        from rlhf.generation.vllm_generator import Generator
+
+        run, layout = self.run, self.run.cluster.generator
+        group = create_group(
+            Generator, 1, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
+            gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
+            args_for=lambda i: ((model_dir,), dict(
+                device_kind=run.device.kind, threads=layout.threads, seed=run.seed + len(self.groups),
+                dtype=run.device.dtype, max_model_len=context, tensor_parallel=layout.tensor_parallel,
+                kv_cache_gib=layout.kv_cache_gib, gpu_memory_utilization=layout.gpu_memory_utilization)))
+        self.groups[model_dir] = group
+        return group.actors[0]
 
     def shutdown(self) -> None:
         for group in self.groups.values():
@@ -66,10 +72,17 @@ class LocalChat:
     last user message loses its end; `truncate=True`, used for responders, as the policy's own
     prompts are) or answered with a permanent error (the judge: it must see the whole input)."""
 
-    def __init__(self, model_dir: str, actor, tokenizer, context: int, batch_size: int):
-        self.model_dir, self.actor, self.tokenizer = model_dir, actor, tokenizer
+    def __init__(self, model_dir: str, start_actor, tokenizer, context: int, batch_size: int):
+        self.model_dir, self.tokenizer = model_dir, tokenizer
+        self._start_actor, self._actor = start_actor, None
         self.context, self.batch_size = context, max(1, batch_size)
         self.stats = CallStats()
+
+    @property
+    def actor(self):
+        if self._actor is None:
+            self._actor = self._start_actor()
+        return self._actor
 
     def describe(self) -> dict:
         return {"kind": "local", "model": self.model_dir, "context": self.context}
