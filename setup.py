@@ -17,6 +17,7 @@ COMMON = [
     "requests",
     "fastapi",
     "uvicorn",
+    "openai",  # OpenAI-compatible responder and judge endpoints (rlhf.prefs)
 ]
 
 setup(
