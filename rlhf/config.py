@@ -222,6 +222,7 @@ class RunConfig:
     stage: str = "recipe"
     run_dir: str = "runs/default"
     seed: int = 0
+    save_every_steps: int = 50
     system_prompt: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)

@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import ray
 from tqdm import tqdm
@@ -45,23 +48,24 @@ class PhaseTimer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
 
 
-def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tokens: int):
+def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tokens: int, seed: int):
     """Split prompts into contiguous chunks, one per engine; results come back in prompt order."""
     engines = generators.actors
     size = -(-len(prompts) // len(engines))
     refs = [engine.generate.remote(prompts[i * size:(i + 1) * size], n=online.samples_per_speech,
                                    temperature=online.temperature, top_p=online.top_p,
-                                   max_tokens=max_tokens)
+                                   max_tokens=max_tokens, seed=seed + i)
             for i, engine in enumerate(engines)]
     return [samples for chunk in ray.get(refs) for samples in chunk]
 
 
 class OnlineDPO:
     def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
-                 tracker, save_policy, device_kind: str, seed: int):
+                 tracker, save_policy, device_kind: str, seed: int, pairs_dir: Path | None = None):
         self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
         self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
         self.save_policy, self.device_kind, self.seed = save_policy, device_kind, seed
+        self.pairs_dir = pairs_dir
 
     def run_round(self, round_index: int, on_phase=None) -> dict:
         online, timer = self.online, PhaseTimer(on_phase=on_phase)
@@ -72,7 +76,8 @@ class OnlineDPO:
             batch = [self.speeches[i] for i in round_indices(len(self.speeches), round_index,
                                                              online.speeches_per_round, self.seed)]
             prompts = [self.encoder.prompt(s.text) for s in batch]
-            samples = generate(self.generators, prompts, online, self.encoder.max_response_len)
+            samples = generate(self.generators, prompts, online, self.encoder.max_response_len,
+                               seed=self.seed * 1_000_003 + round_index * 1009)
         responses = [[s.text for s in per_speech] for per_speech in samples]
         tokens_generated = sum(len(s.token_ids) for per_speech in samples for s in per_speech)
 
@@ -83,6 +88,8 @@ class OnlineDPO:
             rewards = [flat_rewards[i * k:(i + 1) * k] for i in range(len(batch))]
 
         pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap)
+        if self.pairs_dir is not None:
+            write_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs)
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs]
 
         train: dict = {}
@@ -139,6 +146,17 @@ class OnlineDPO:
                 bar.update(1)
                 tqdm.write(format_round(record, self.online.rounds))
                 yield record
+
+
+def write_pairs(path: Path, pairs: list) -> None:
+    """The round's preference pairs, kept on this machine in the run directory (never logged)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        for p in pairs:
+            handle.write(json.dumps({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
+                                     "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score}) + "\n")
+    os.replace(tmp, path)
 
 
 def format_round(record: dict, rounds: int) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from rlhf.config import RunConfig
 from rlhf.data import counsel_chat
 from rlhf.data.errors import DataError
+from rlhf.state import RunState, replace_dir
 from rlhf.tracking import Tracker, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +60,19 @@ class Pipeline:
         self.results: dict = {"stages_completed": [], "rounds": []}
         self.trainers = self.generators = self.scorer = self.tracker = None
         self.started = time.time()
+        self.state = RunState(self.run_dir)
+        self.reward_dir = None
+        if self.state.resuming:  # the same command on the same run_dir: continue where it stopped
+            self.results.update(self.state.data["results"])
 
     # -- the whole run ---------------------------------------------------------------------------
     def execute(self) -> dict:
         try:
             self.start()
             for stage in self.run.stages:
+                if self.state.stage_done(stage):
+                    print(f"{stage}: already completed in this run directory, skipped")
+                    continue
                 self.run_stage(stage)
         finally:
             self.shutdown()
@@ -83,7 +91,9 @@ class Pipeline:
         self.val_questions = counsel_chat.read_questions(resolve_path(run.data.path), "val")
         self.policy_dir = self._base_model()
         self.tokenizer, self.encoder = self._tokenizer(self.policy_dir)
-        print(f"run directory: {self.run_dir}")
+        paths = self.results.get("paths", {})
+        self.policy_dir, self.reward_dir = paths.get("policy", self.policy_dir), paths.get("reward")
+        print(f"run directory: {self.run_dir}" + (" (resuming)" if self.state.resuming else ""))
         cluster.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
         self.tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
         if run.stages == ("build_prefs",):
@@ -97,6 +107,8 @@ class Pipeline:
     def run_stage(self, stage: str) -> None:
         getattr(self, f"stage_{stage}")()
         self.results["stages_completed"].append(stage)
+        self.results["paths"] = {"policy": self.policy_dir, "reward": self.reward_dir}
+        self.state.complete_stage(stage, self.results)
         self.write_summary()
 
     def shutdown(self) -> None:
@@ -153,6 +165,26 @@ class Pipeline:
         os.replace(tmp, final)
         return str(final)
 
+    def _save_state(self, key: str, progress: dict) -> None:
+        """The trainer group's ZeRO-3 state (weights + optimizer) under state/<key>, then the record."""
+        final = self.run_dir / "state" / key
+        tmp = final.with_name(key + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        self.trainers.save_state(str(tmp))
+        replace_dir(tmp, final)
+        self.state.set_progress(key, progress)
+
+    def _resumable(self, stage: str) -> dict:
+        """train_steps arguments: start after the last saved step of this stage, save every N steps."""
+        done = self.state.progress(stage).get("steps_done", 0)
+        if done:
+            self.trainers.load_state(str(self.run_dir / "state" / stage))
+            self.tracker.drop_steps_from(stage, done)
+            print(f"{stage}: resuming after step {done}")
+        return {"start_step": done, "save_every": self.run.save_every_steps,
+                "save_progress": lambda steps: self._save_state(stage, {"steps_done": steps})}
+
     def _preference_pairs(self, split: str):
         from rlhf.data.preferences import read_preference_parquet
 
@@ -172,7 +204,8 @@ class Pipeline:
         encoded = [self.encoder.example(e.speech.text, e.answer) for e in examples]
         val = [self.encoder.example(e.speech.text, e.answer) for e in counsel_chat.sft_examples(self.val_questions)]
         self.trainers.load("sft", self.policy_dir, cfg)
-        last = train_steps(self.trainers, self.tracker, "sft", encoded, cfg, self.tokenizer.pad_token_id, self.run.seed)
+        last = train_steps(self.trainers, self.tracker, "sft", encoded, cfg, self.tokenizer.pad_token_id, self.run.seed,
+                           **self._resumable("sft"))
         val_loss = self.trainers.evaluate(val, self.tokenizer.pad_token_id)["loss"]
         self.policy_dir = self._save("sft")
         self.results["sft"] = {"examples": len(encoded), "train_loss": last.get("loss"), "val_loss": val_loss,
@@ -193,7 +226,8 @@ class Pipeline:
         val_pairs = val_pairs[: cfg.eval_pairs]
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in train_pairs]
         self.trainers.load("reward", self.policy_dir, cfg)
-        last = train_steps(self.trainers, self.tracker, "reward", encoded, cfg, pad, self.run.seed)
+        last = train_steps(self.trainers, self.tracker, "reward", encoded, cfg, pad, self.run.seed,
+                           **self._resumable("reward"))
 
         def rewards(pairs, side):
             return self.trainers.score([Encoded(p.prompt, getattr(p, side)) for p in pairs], pad)
@@ -234,15 +268,20 @@ class Pipeline:
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs[: self.run.data.max_pairs]]
         self.trainers.load("dpo", self.policy_dir, cfg, reference_dir=self.policy_dir)
         last = train_steps(self.trainers, self.tracker, "offline_dpo", encoded, cfg, self.tokenizer.pad_token_id,
-                           self.run.seed)
+                           self.run.seed, **self._resumable("offline_dpo"))
         self.policy_dir = self._save("offline_dpo")
         self.results["offline_dpo"] = {"pairs": len(encoded), "train_loss": last.get("loss"),
                                        "implicit_accuracy": last.get("implicit_accuracy"), "checkpoint": self.policy_dir}
 
     def stage_online_dpo(self) -> None:
         controller = self.prepare_online()
-        for record in controller.run():
+        done = self.state.progress("online_dpo").get("rounds_completed", 0)
+        self.results["rounds"] = self.results.get("rounds", [])[:done]
+        for record in controller.run(start_round=done):
             self.results["rounds"].append(record)
+            self._save_state("online_dpo", {"rounds_completed": record["round"]})
+            self.state.data["results"] = self.results
+            self.state.save()
             self.write_summary()
         last = self.results["rounds"][-1]["checkpoint"] if self.results["rounds"] else None
         self.results["online_dpo"] = {"rounds_completed": len(self.results["rounds"]), "final_policy": last}
@@ -258,11 +297,21 @@ class Pipeline:
         self.generators = self._generators(self.policy_dir)
         self.scorer = self._scorer()
         self.results["inference_startup_seconds"] = round(time.perf_counter() - start, 2)
+        done = self.state.progress("online_dpo").get("rounds_completed", 0)
+        if done:  # resume: policy weights and optimizer state as after the last completed round
+            from rlhf.controller import SYNC_TIMEOUT_S, WEIGHT_BUCKET_BYTES
+            from rlhf.sync.weight_sync import sync_weights
+
+            self.trainers.load_state(str(self.run_dir / "state" / "online_dpo"))
+            sync_weights(self.trainers, self.generators, device_kind=run.device.kind,
+                         bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+            self.tracker.drop_rounds_after(done)
+            print(f"online_dpo: resuming after round {done}")
         speeches = [q.speech for q in self.train_questions]
         return OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
                          encoder=self.encoder, speeches=speeches, tracker=self.tracker,
                          save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
-                         device_kind=run.device.kind, seed=run.seed)
+                         device_kind=run.device.kind, seed=run.seed, pairs_dir=self.run_dir / "pairs")
 
     # -- actor groups for the online rounds ------------------------------------------------------------
     def _generators(self, policy_dir: str):

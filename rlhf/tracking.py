@@ -19,6 +19,21 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _filter_jsonl(path: Path, keep) -> None:
+    if not path.exists():
+        return
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            if keep(json.loads(line)):
+                lines.append(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
 class Tracker:
     def __init__(self, run_dir: Path, config: dict, tracking, run_name: str):
         self.run_dir = run_dir
@@ -62,6 +77,14 @@ class Tracker:
             flat = {f"online/{k}": v for k, v in record.items() if isinstance(v, (int, float))}
             flat.update({f"online/seconds_{k}": v for k, v in record.get("seconds", {}).items()})
             self.wandb_run.log(flat)
+
+    def drop_steps_from(self, stage: str, first_step: int) -> None:
+        """On resume: forget step records of `stage` from `first_step` on (they will be redone)."""
+        _filter_jsonl(self.steps_path, lambda r: not (r.get("stage") == stage and r.get("step", 0) >= first_step))
+
+    def drop_rounds_after(self, rounds_completed: int) -> None:
+        """On resume: forget records of rounds that did not complete (they will be redone)."""
+        _filter_jsonl(self.metrics_path, lambda r: r.get("round", 0) <= rounds_completed)
 
     def summary(self, values: dict) -> None:
         if self.wandb_run is not None:

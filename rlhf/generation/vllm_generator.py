@@ -41,13 +41,16 @@ class Generator:
         return {"pid": os.getpid(), "vllm": vllm.__version__, "startup_seconds": self.startup_seconds}
 
     def generate(self, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
-                 max_tokens: int) -> list[list[Sample]]:
-        """`n` samples per prompt. Sampling is seeded per engine (at start-up), so a run repeats
-        exactly for a fixed layout. (Per-request seeds would not depend on the layout, but vLLM's
-        CPU backend cannot use them together with chunked prefill.)"""
+                 max_tokens: int, seed: int | None = None) -> list[list[Sample]]:
+        """`n` samples per prompt. With `seed`, the engine's sampler is reseeded first, so the
+        result depends only on (weights, prompts, seed) for a fixed layout. (Per-request seeds would
+        not depend on the layout either, but vLLM's CPU backend cannot combine them with chunked
+        prefill.)"""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        if seed is not None:
+            self.llm.collective_rpc("reseed", args=(seed,))
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
         return [[Sample(o.text, list(o.token_ids), o.finish_reason == "stop") for o in out.outputs]

@@ -13,6 +13,14 @@ import torch
 
 
 class WeightSyncExtension:
+    def reseed(self, seed: int) -> None:
+        """Seed the sampler's random state, so a round's samples depend only on (weights, prompts,
+        seed): a resumed run draws the same samples as an uninterrupted one."""
+        import random
+
+        random.seed(seed)
+        torch.manual_seed(seed)
+
     def load_state(self, state: dict[str, torch.Tensor]) -> int:
         """CPU path: reload all weights from a full state dict. Returns how many tensors were loaded."""
         self.reload_weights(weights_iterator=iter(state.items()))

@@ -72,6 +72,12 @@ class TrainerGroup:
         ray.wait(refs, num_returns=len(refs))
         return refs[0]
 
+    def save_state(self, state_dir: str) -> None:
+        self.group.call("save_state", state_dir)
+
+    def load_state(self, state_dir: str) -> None:
+        self.group.call("load_state", state_dir)
+
     def refresh_reference(self) -> None:
         self.group.call("refresh_reference")
 
