@@ -1,0 +1,238 @@
+"""Expected GPU memory per layout and model, from the model's size, ZeRO-3 sharding and the vLLM
+KV cache, written as a Markdown table:
+
+    python -m rlhf.memory_table                 # rewrites docs/gpu-memory.md
+    python -m rlhf.memory_table --check         # exit 1 if docs/gpu-memory.md is out of date
+
+Layouts come from conf/cluster (those with GPUs), models from conf/model; a model's architecture is
+read from its local config.json when model.path is a directory, else from the published sizes of
+the hub checkpoints below. Estimates, not measurements: see ASSUMPTIONS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = REPO_ROOT / "docs" / "gpu-memory.md"
+GIB = 1 << 30
+BF16 = 2
+
+# Sizes from each checkpoint's config.json on the Hugging Face hub.
+KNOWN_ARCHITECTURES = {
+    "meta-llama/Llama-3.2-3B-Instruct": dict(vocab_size=128256, hidden_size=3072, intermediate_size=8192,
+                                             num_layers=28, num_heads=24, num_kv_heads=8, head_dim=128,
+                                             tie_embeddings=True),
+    "meta-llama/Llama-3.1-8B-Instruct": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                                             num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128,
+                                             tie_embeddings=False),
+}
+
+ASSUMPTIONS = """\
+- bf16 weights everywhere (device=gpu); GiB = 2^30 bytes; one GPU has {gpu_gib} GiB.
+- Trainer rank, ZeRO-3 over the layout's trainer ranks: bf16 parameters (2 B) + bf16 gradients (2 B)
+  + fp32 master weights (4 B) + AdamW moments (8 B) = 16 B per parameter, divided by the ranks; the
+  frozen DPO reference model adds 2 B per parameter, also sharded.
+- Trainer working memory: two gathered layers (ZeRO-3 prefetch) plus one weight-sync bucket
+  ({bucket_mib} MiB), and the activations of the largest micro-batch of any stage, without
+  activation checkpointing: 34 x hidden bytes per token per layer, plus fp32 logits and their
+  log-softmax (6 B x vocab per token). DPO and reward pairs count as two sequences each.
+- vLLM worker: takes gpu_memory_utilization x the GPU when awake: its share of the weights
+  (tensor parallel), about 1 GiB of runtime overhead (eager mode), the rest is KV cache. Asleep
+  (colocated layouts, while trainers step) it keeps no weights or KV cache on the GPU.
+- Reward actor: the reward model's bf16 weights plus one scoring batch's transient activations.
+- Colocated layouts add up what shares one GPU: the training phase (trainer + reward actor, vLLM
+  asleep) and the generation phase (trainer states + awake vLLM + reward actor); the larger is shown.
+- Sequence length = model.max_prompt_len + model.max_response_len."""
+
+
+@dataclass
+class Architecture:
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    tie_embeddings: bool
+
+    def layer_params(self) -> int:
+        h, kv = self.hidden_size, self.num_kv_heads * self.head_dim
+        attention = h * self.num_heads * self.head_dim * 2 + h * kv * 2
+        return attention + 3 * h * self.intermediate_size + 2 * h
+
+    def params(self) -> int:
+        embeddings = self.vocab_size * self.hidden_size * (1 if self.tie_embeddings else 2)
+        return embeddings + self.num_layers * self.layer_params() + self.hidden_size
+
+    def kv_bytes_per_token(self, tensor_parallel: int = 1) -> float:
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * BF16 / tensor_parallel
+
+
+def architecture(model) -> Architecture:
+    """From a local config.json, the known hub checkpoints, or the tiny model's settings."""
+    if model.path is None:
+        t = model.tiny
+        return Architecture(t.vocab_size, t.hidden_size, t.intermediate_size, t.num_layers, t.num_heads,
+                            t.num_heads, t.head_dim, False)
+    config = Path(model.path) / "config.json"
+    if config.exists():
+        c = json.loads(config.read_text())
+        heads = c["num_attention_heads"]
+        return Architecture(c["vocab_size"], c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], heads,
+                            c.get("num_key_value_heads", heads), c.get("head_dim") or c["hidden_size"] // heads,
+                            c.get("tie_word_embeddings", False))
+    if model.path in KNOWN_ARCHITECTURES:
+        return Architecture(**KNOWN_ARCHITECTURES[model.path])
+    raise ValueError(f"unknown architecture for model.path={model.path!r}: point it at a local directory with "
+                     "config.json or add the checkpoint to KNOWN_ARCHITECTURES")
+
+
+@dataclass
+class Estimate:
+    role: str
+    gpus_each: float
+    resident_gib: float   # weights / sharded states
+    working_gib: float    # activations, buffers, KV cache
+    note: str = ""
+
+    @property
+    def total_gib(self) -> float:
+        return self.resident_gib + self.working_gib
+
+
+def _activations(arch: Architecture, sequences: int, seq_len: int, logits: bool) -> float:
+    per_token = arch.num_layers * 34 * arch.hidden_size + (6 * arch.vocab_size if logits else 0)
+    return sequences * seq_len * per_token
+
+
+def trainer_estimate(run, arch: Architecture, bucket_bytes: int) -> tuple[Estimate, float]:
+    """(estimate while stepping, GiB of resident states alone)."""
+    params, ranks = arch.params(), run.cluster.trainer.ranks
+    states = 16 * params / ranks
+    reference = BF16 * params / ranks if "online_dpo" in run.stages or run.stage == "offline_dpo" else 0.0
+    seq_len = run.model.max_prompt_len + run.model.max_response_len
+    stages = {"sft": _activations(arch, run.sft.micro_batch, seq_len, True),
+              "reward": _activations(arch, 2 * run.reward_training.micro_batch, seq_len, False),
+              "dpo": _activations(arch, 2 * run.online.micro_batch, seq_len, True)}
+    stage = max(stages, key=stages.get)
+    buffers = 2 * arch.layer_params() * BF16 + bucket_bytes
+    resident = (states + reference) / GIB
+    return (Estimate("trainer rank", run.cluster.trainer.gpus_per_rank, resident, (stages[stage] + buffers) / GIB,
+                     f"ZeRO-3 over {ranks} ranks; peak activations in the {stage} stage"), resident)
+
+
+def vllm_estimate(run, arch: Architecture, gpu_gib: float) -> tuple[Estimate, float]:
+    """(estimate when awake, KV-cache tokens per engine)."""
+    g = run.cluster.generator
+    weights = arch.params() * BF16 / g.tensor_parallel / GIB
+    budget = g.gpu_memory_utilization * gpu_gib
+    kv = max(budget - weights - 1.0, 0.0)
+    tokens = kv * GIB / arch.kv_bytes_per_token(g.tensor_parallel)
+    seq_len = run.model.max_prompt_len + run.model.max_response_len
+    note = (f"TP {g.tensor_parallel}, gpu_memory_utilization {g.gpu_memory_utilization}: KV cache for "
+            f"{tokens / 1000:,.0f}k tokens (~{tokens / seq_len:,.0f} sequences of {seq_len})")
+    if kv <= 0:
+        note = f"TP {g.tensor_parallel}: weights do not fit in gpu_memory_utilization x GPU; raise it or TP"
+    return Estimate("vLLM worker", g.gpus_per_engine, weights, budget - weights, note), tokens
+
+
+def reward_estimate(run, arch: Architecture) -> Estimate:
+    r = run.cluster.reward
+    seq_len = run.model.max_prompt_len + run.model.max_response_len
+    transient = run.reward.batch_size * seq_len * (4 * arch.hidden_size + 2 * arch.intermediate_size) * BF16
+    return Estimate("reward actor", r.gpus_per_actor, arch.params() * BF16 / GIB, transient / GIB,
+                    f"scoring batch {run.reward.batch_size}")
+
+
+def layout_rows(run, gpu_gib: float, bucket_bytes: int) -> list[Estimate]:
+    arch = architecture(run.model)
+    trainer, states = trainer_estimate(run, arch, bucket_bytes)
+    vllm, _ = vllm_estimate(run, arch, gpu_gib)
+    rows = [trainer, vllm]
+    reward = reward_estimate(run, arch) if run.reward.source == "local" else None
+    if reward:
+        rows.append(reward)
+    if run.cluster.colocate:
+        shared = reward.total_gib if reward else 0.0
+        train_phase = trainer.total_gib + shared
+        generate_phase = states + vllm.total_gib + shared
+        phase = "training (vLLM asleep)" if train_phase >= generate_phase else "generation (vLLM awake)"
+        rows.append(Estimate("one shared GPU", 1.0, max(train_phase, generate_phase), 0.0,
+                             f"peak in {phase}: training {train_phase:.1f}, generation {generate_phase:.1f} GiB"))
+    return rows
+
+
+def compose_run(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from rlhf.config import load_config
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return load_config(compose(config_name="config", overrides=overrides))
+
+
+def gpu_layouts() -> list[str]:
+    names = []
+    for path in sorted((REPO_ROOT / "conf" / "cluster").glob("*.yaml")):
+        run = compose_run([f"cluster={path.stem}", "model=llama3_8b", "device=gpu"]) if "gpu" in path.stem else None
+        if run is not None and run.cluster.gpus_per_node > 0:
+            names.append(path.stem)
+    return names
+
+
+def render(gpu_gib: float, bucket_bytes: int, models=("llama3_3b", "llama3_8b")) -> str:
+    lines = ["# Expected GPU memory per layout and model", "",
+             "Generated by `python -m rlhf.memory_table` from conf/cluster, conf/model and the formulas in",
+             "rlhf/memory_table.py; do not edit by hand (a test checks that it is current).", ""]
+    for model in models:
+        run = compose_run(["model=" + model, "device=gpu", "cluster=gpu_2x8"])
+        arch = architecture(run.model)
+        lines.append(f"- **{model}** ({run.model.path}): {arch.params() / 1e9:.2f} B parameters, "
+                     f"{arch.num_layers} layers, KV cache {arch.kv_bytes_per_token() / 1024:.0f} KiB per token, "
+                     f"sequence length {run.model.max_prompt_len + run.model.max_response_len}.")
+    lines += ["", "| layout | model | role | GPU share | weights / states (GiB) | activations / KV / buffers (GiB) "
+              f"| total (GiB) | of {gpu_gib:g} GiB | notes |", "|---|---|---|---|---|---|---|---|---|"]
+    for layout in gpu_layouts():
+        for model in models:
+            run = compose_run([f"cluster={layout}", f"model={model}", "device=gpu"])
+            c = run.cluster
+            shape = f"{layout} ({c.nodes}x{c.gpus_per_node}{', colocated' if c.colocate else ''})"
+            for row in layout_rows(run, gpu_gib, bucket_bytes):
+                fits = "fits" if row.total_gib <= gpu_gib * max(row.gpus_each, 1.0) else "**over**"
+                lines.append(f"| {shape} | {model} | {row.role} | {row.gpus_each:g} | {row.resident_gib:.1f} | "
+                             f"{row.working_gib:.1f} | {row.total_gib:.1f} | {fits} | {row.note} |")
+    lines += ["", "Fractional GPU shares are Ray's scheduling units; memory is shared by whatever sits on the",
+              "GPU, which the *one shared GPU* rows add up for colocated layouts.", "", "## Assumptions", "",
+              ASSUMPTIONS.format(gpu_gib=f"{gpu_gib:g}", bucket_mib=bucket_bytes >> 20), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlhf.controller import WEIGHT_BUCKET_BYTES
+
+    parser = argparse.ArgumentParser(prog="python -m rlhf.memory_table", description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu-gib", type=float, default=80.0, help="memory of one GPU (default 80: A100/H100 80GB)")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--check", action="store_true", help="compare with --output instead of writing it")
+    args = parser.parse_args(argv)
+    text = render(args.gpu_gib, WEIGHT_BUCKET_BYTES)
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date: run python -m rlhf.memory_table", file=sys.stderr)
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Every cluster layout composes with every model it is meant for, and its resource arithmetic holds:
+what the worker groups ask Ray for fits the nodes the layout describes. Mistakes stop before any actor
+starts, naming the field to change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rlhf.config import ConfigError, load_config
+from rlhf.layout import demand, total_gpus
+from tests.conftest import REPO_ROOT, compose
+
+LAYOUTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "cluster").glob("*.yaml"))
+GPU_LAYOUTS = [name for name in LAYOUTS if name.startswith("gpu_")]
+MODELS = sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml"))
+
+
+def overrides_for(layout: str, model: str) -> list[str]:
+    extra = ["device=gpu"] if layout in GPU_LAYOUTS else []
+    if layout == "two_node_cpu":
+        extra.append("cluster.address=127.0.0.1:6379")
+    return [f"cluster={layout}", f"model={model}", *extra]
+
+
+def test_the_expected_layouts_exist():
+    assert {"local_cpu", "gpu_1x8", "gpu_2x8", "gpu_4x8", "two_node_cpu"} <= set(LAYOUTS)
+    assert {"tiny", "llama3_3b", "llama3_8b"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("layout, model", [(layout, model) for layout in LAYOUTS for model in MODELS
+                                           if (layout in GPU_LAYOUTS) == (model != "tiny")])
+def test_layout_composes_and_fits(layout, model):
+    run = load_config(compose(overrides_for(layout, model)))
+    c, need = run.cluster, demand(run)
+    t, g, r = c.trainer, c.generator, c.reward
+    # the arithmetic, from the layout's own numbers
+    assert need.trainer_gpus == t.ranks * t.gpus_per_rank
+    assert need.generator_gpus == g.engines * g.tensor_parallel * g.gpus_per_engine
+    assert need.reward_gpus == r.actors * r.gpus_per_actor
+    assert need.cpus == t.ranks * t.cpus_per_rank + g.engines * g.cpus_per_engine + r.actors * r.cpus_per_actor
+    if layout in GPU_LAYOUTS:
+        assert c.gpus_per_node == 8 and c.nodes in (1, 2, 4)
+        assert 0 < need.gpus <= total_gpus(c)
+        assert g.tensor_parallel <= c.gpus_per_node
+        if c.colocate:  # each vLLM worker beside a trainer rank, sharing its GPU
+            assert g.engines * g.tensor_parallel <= t.ranks
+            assert t.gpus_per_rank + g.gpus_per_engine + r.gpus_per_actor <= 1
+        else:  # whole GPUs, nothing shared, no GPU idle
+            assert need.gpus == total_gpus(c)
+    else:
+        assert need.gpus == 0
+        capacity = c.num_cpus if c.address is None else c.nodes * c.cpus_per_node
+        assert need.cpus <= capacity
+    if c.cpus_per_node:
+        assert need.cpus <= c.nodes * c.cpus_per_node
+    # ZeRO-3: every stage's batch splits evenly over the trainer ranks
+    for stage in (run.sft, run.reward_training, run.offline, run.online):
+        assert stage.batch_size % (stage.micro_batch * t.ranks) == 0
+    if c.nodes > 1:
+        assert c.address
+
+
+def test_two_node_layout_pins_trainers_and_inference_to_different_nodes():
+    run = load_config(compose(overrides_for("two_node_cpu", "tiny")))
+    c = run.cluster
+    assert set(c.trainer.resources) == {"node_a"}
+    assert set(c.generator.resources) == set(c.reward.resources) == {"node_b"}
+    # each node has one CPU: trainers fill node_a's, generator + reward fill node_b's
+    assert c.trainer.ranks * c.trainer.cpus_per_rank <= c.cpus_per_node
+    assert c.generator.engines * c.generator.cpus_per_engine + c.reward.actors * c.reward.cpus_per_actor \
+        <= c.cpus_per_node
+
+
+def every_yaml_field_has_a_comment(path) -> list[str]:
+    missing = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not stripped.endswith(":") and "#" not in line:
+            missing.append(f"{path.name}:{number}: {stripped}")
+    return missing
+
+
+@pytest.mark.parametrize("layout", [name for name in LAYOUTS if name != "local_cpu"])
+def test_new_layout_fields_are_documented(layout):
+    assert every_yaml_field_has_a_comment(REPO_ROOT / "conf" / "cluster" / f"{layout}.yaml") == []
+
+
+BAD = [
+    (["cluster=gpu_2x8", "model=llama3_8b", "device=gpu", "cluster.generator.engines=5"],
+     ["cluster.generator.engines (5) x tensor_parallel (2)", "only 6 are left", "lower engines"]),
+    (["cluster=gpu_4x8", "model=llama3_8b", "device=gpu", "cluster.generator.tensor_parallel=16",
+      "cluster.generator.engines=1"], ["tensor_parallel=16 is larger than cluster.gpus_per_node=8"]),
+    (["cluster=gpu_2x8", "model=llama3_8b", "device=gpu", "cluster.trainer.ranks=6"],
+     ["online.batch_size=64 must be a multiple of online.micro_batch (1) x cluster.trainer.ranks (6"]),
+    (["cluster=gpu_1x8", "model=llama3_8b", "device=gpu", "cluster.generator.gpus_per_engine=0.6"],
+     ["gpus_per_rank (0.5) + cluster.generator.gpus_per_engine (0.6) must be <= 1"]),
+    (["cluster=gpu_1x8", "model=llama3_8b", "device=gpu", "cluster.generator.tensor_parallel=2"],
+     ["tensor_parallel=2 needs whole GPUs per worker"]),
+    (["cluster=local_cpu", "cluster.colocate=true"], ["cluster.colocate=true needs device=gpu"]),
+    (["cluster=gpu_2x8", "model=llama3_8b"], ["asks for GPUs but device=cpu; use device=gpu"]),
+    (["cluster=gpu_2x8", "model=llama3_8b", "device=gpu", "cluster.address=null"],
+     ["spans 2 nodes: set cluster.address"]),
+    (["cluster.trainer.cpus_per_rank=1"], ["asks Ray for 3 CPUs", "cluster.num_cpus=2"]),
+    (["cluster=gpu_2x8", "model=llama3_8b", "device=gpu", "cluster.gpus_per_node=0"],
+     ["set cluster.gpus_per_node"]),
+    (["cluster=two_node_cpu", "cluster.trainer.resources.node_a=0"], ["custom resource amounts must be > 0"]),
+]
+
+
+@pytest.mark.parametrize("overrides, messages", BAD, ids=[" ".join(o[1:] if len(o) > 1 else o) for o, _ in BAD])
+def test_bad_layouts_say_what_to_change(overrides, messages):
+    with pytest.raises(ConfigError) as err:
+        load_config(compose(overrides))
+    for message in messages:
+        assert message in str(err.value)
+
+
+def test_launch_reports_a_layout_error_without_starting_anything(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rlhf.launch", "cluster=gpu_2x8", "model=llama3_8b", "device=gpu",
+                             "cluster.generator.engines=8", f"run_dir={tmp_path / 'run'}"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "cluster.generator.engines (8)" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "run_summary.json").exists()
