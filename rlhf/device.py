@@ -74,12 +74,35 @@ def prepare_vllm_process(kind: str) -> None:
             init_amx()
 
 
-def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: float) -> dict:
+def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: float, sleep_mode: bool = False) -> dict:
+    """`sleep_mode`: colocated engines, which free their GPU memory while trainers step (GPU only)."""
     check_kind(kind)
     args = {"tensor_parallel_size": tensor_parallel, "enforce_eager": True}
     if kind == "gpu":
         args["gpu_memory_utilization"] = gpu_memory_utilization
+        if sleep_mode:
+            args["enable_sleep_mode"] = True
+    elif sleep_mode:
+        raise ValueError("vLLM sleep mode (cluster.colocate=true) needs device=gpu")
     return args
+
+
+def vllm_sleep(kind: str, llm) -> None:
+    """Colocated engine, GPU: move the weights to host memory and drop the KV cache (level 1),
+    so the trainer rank on the same GPU can use the memory."""
+    check_kind(kind)
+    if kind != "gpu":
+        raise ValueError("vLLM sleep mode needs device=gpu")
+    llm.sleep(level=1)
+    torch.cuda.empty_cache()
+
+
+def vllm_wake(kind: str, llm, tags: list[str]) -> None:
+    """Bring back what `vllm_sleep` released: "weights" (before a weight sync) and/or "kv_cache"."""
+    check_kind(kind)
+    if kind != "gpu":
+        raise ValueError("vLLM sleep mode needs device=gpu")
+    llm.wake_up(tags=tags)
 
 
 def empty_cache(kind: str) -> None:

@@ -328,7 +328,7 @@ class Pipeline:
                 device_kind=run.device.kind, threads=layout.threads, seed=run.seed + i, dtype=run.device.dtype,
                 max_model_len=model.max_prompt_len + model.max_response_len + 8,
                 tensor_parallel=layout.tensor_parallel, kv_cache_gib=layout.kv_cache_gib,
-                gpu_memory_utilization=layout.gpu_memory_utilization)))
+                gpu_memory_utilization=layout.gpu_memory_utilization, colocate=run.cluster.colocate)))
         self.results["generators"] = group.call("info")
         self.results.setdefault("placement", {})["generator"] = group.where()
         if run.device.kind == "gpu":

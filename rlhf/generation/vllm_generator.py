@@ -23,7 +23,7 @@ class Sample:
 class Generator:
     def __init__(self, model_dir: str, *, device_kind: str, threads: int, seed: int, dtype: str,
                  max_model_len: int, tensor_parallel: int = 1, kv_cache_gib: float = 1.0,
-                 gpu_memory_utilization: float = 0.5):
+                 gpu_memory_utilization: float = 0.5, colocate: bool = False):
         device.apply_env(device.vllm_environment(device_kind, kv_cache_gib))
         device.setup_process(device_kind, threads)
         device.prepare_vllm_process(device_kind)
@@ -32,8 +32,24 @@ class Generator:
         start = time.perf_counter()
         self.llm = LLM(model=model_dir, dtype=dtype, seed=seed, max_model_len=max_model_len,
                        worker_extension_cls="rlhf.sync.vllm_extension.WeightSyncExtension",
-                       **device.vllm_engine_args(device_kind, tensor_parallel, gpu_memory_utilization))
+                       **device.vllm_engine_args(device_kind, tensor_parallel, gpu_memory_utilization,
+                                                 sleep_mode=colocate))
         self.startup_seconds = time.perf_counter() - start
+        # Colocated (GPU): asleep between generations, so the trainer rank on this GPU has the memory.
+        self.device_kind, self.colocate, self.sleeping = device_kind, colocate, set()
+
+    def _sleep(self) -> None:
+        if self.colocate and not self.sleeping:
+            device.vllm_sleep(self.device_kind, self.llm)
+            self.sleeping = {"weights", "kv_cache"}
+
+    def _wake(self, *tags: str) -> None:
+        todo = [t for t in (tags or ("weights", "kv_cache")) if t in self.sleeping]
+        if todo:
+            device.vllm_wake(self.device_kind, self.llm, todo)
+            self.sleeping -= set(todo)
+            if "kv_cache" in todo:
+                self.llm.reset_prefix_cache()  # the KV cache was dropped while asleep
 
     def info(self) -> dict:
         import vllm
@@ -52,7 +68,9 @@ class Generator:
         if seed is not None:
             self.llm.collective_rpc("reseed", args=(seed,))
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+        self._wake()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        self._sleep()  # colocated: free the GPU for scoring and training until the weight sync
         return [[Sample(o.text, list(o.token_ids), o.finish_reason == "stop") for o in out.outputs]
                 for out in outputs]
 
@@ -61,11 +79,14 @@ class Generator:
         from vllm.inputs import TokensPrompt
 
         params = SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens)
+        self._wake()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        self._sleep()
         return [out.outputs[0].text for out in outputs]
 
     def load_state(self, state: dict) -> int:
         """CPU weight sync: the full state dict, handed over through Ray's object store."""
+        self._wake("weights")
         loaded = sum(self.llm.collective_rpc("load_state", kwargs={"state": state}))
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
         return loaded
@@ -74,6 +95,7 @@ class Generator:
         self.llm.collective_rpc("init_weight_sync_group", args=(master_address, master_port, rank_offset, world_size))
 
     def receive_bucket(self, names: list[str], dtypes: list[str], shapes: list[list[int]]) -> int:
+        self._wake("weights")  # colocated: weights back on the GPU before they are overwritten
         return sum(self.llm.collective_rpc("receive_bucket", args=(names, dtypes, shapes)))
 
     def finish_sync(self) -> None:
