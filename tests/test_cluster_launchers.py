@@ -97,9 +97,13 @@ def test_ray_job_submit_runs_on_an_existing_cluster(tmp_path):
 @pytest.mark.slow
 def test_sweep_runs_one_job_per_combination(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = subprocess.run([str(LAUNCHERS / "sweep.sh"), *QUICK_SFT], capture_output=True, text=True,
-                            env=env_for(str(tmp_path), BETAS="0.05,0.2", LRS="1e-3", SWEEP_DIR=str(sweep_dir)),
-                            timeout=900)
+    scratch = tempfile.mkdtemp(prefix="rsw", dir="/tmp")  # short, for Ray's socket paths
+    try:
+        result = subprocess.run([str(LAUNCHERS / "sweep.sh"), *QUICK_SFT], capture_output=True, text=True,
+                                env=env_for(scratch, BETAS="0.05,0.2", LRS="1e-3", SWEEP_DIR=str(sweep_dir)),
+                                timeout=900)
+    finally:
+        subprocess.run(["rm", "-rf", scratch])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     runs = sorted(p.parent for p in sweep_dir.glob("*/run_summary.json"))
     assert [p.name for p in runs] == ["beta0.05_lr0.001", "beta0.2_lr0.001"]
