@@ -22,6 +22,7 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
+from rlhf.cluster import ACTOR_FAILURES
 from rlhf.config import OnlineConfig
 from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
@@ -30,6 +31,7 @@ from rlhf.sync.weight_sync import sync_weights
 
 WEIGHT_BUCKET_BYTES = 256 << 20
 SYNC_TIMEOUT_S = 600.0
+MAX_RECOVERIES = 2  # per phase per round; then the error stands
 
 
 @dataclass
@@ -61,14 +63,24 @@ def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tok
 
 class OnlineDPO:
     def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
-                 tracker, save_policy, device_kind: str, seed: int, pairs_dir: Path | None = None):
+                 tracker, save_policy, device_kind: str, seed: int, pairs_dir: Path | None = None,
+                 recover_trainers=None, phase_hook=None):
         self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
         self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
         self.save_policy, self.device_kind, self.seed = save_policy, device_kind, seed
         self.pairs_dir = pairs_dir
+        self.recover_trainers = recover_trainers  # rebuilds the trainer group from the last saved state
+        self.phase_hook = phase_hook
 
     def run_round(self, round_index: int, on_phase=None) -> dict:
-        online, timer = self.online, PhaseTimer(on_phase=on_phase)
+        def phase_started(name: str) -> None:
+            if on_phase:
+                on_phase(name)
+            if self.phase_hook:
+                self.phase_hook(round_index + 1, name)
+
+        online, timer = self.online, PhaseTimer(on_phase=phase_started)
+        events: list[dict] = []  # actor failures recovered from in this round
         pad_id = self.encoder.tokenizer.pad_token_id
         round_start = time.perf_counter()
 
@@ -76,14 +88,15 @@ class OnlineDPO:
             batch = [self.speeches[i] for i in round_indices(len(self.speeches), round_index,
                                                              online.speeches_per_round, self.seed)]
             prompts = [self.encoder.prompt(s.text) for s in batch]
-            samples = generate(self.generators, prompts, online, self.encoder.max_response_len,
-                               seed=self.seed * 1_000_003 + round_index * 1009)
+            samples = self._with_recovery("generate", events, self._recover_generators, lambda: generate(
+                self.generators, prompts, online, self.encoder.max_response_len,
+                seed=self.seed * 1_000_003 + round_index * 1009))
         responses = [[s.text for s in per_speech] for per_speech in samples]
         tokens_generated = sum(len(s.token_ids) for per_speech in samples for s in per_speech)
 
         with timer.phase("score"):
             flat = [(speech.text, text) for speech, texts in zip(batch, responses) for text in texts]
-            flat_rewards = self.scorer.score(flat)
+            flat_rewards = self._with_recovery("score", events, self._recover_scorers, lambda: self.scorer.score(flat))
             k = online.samples_per_speech
             rewards = [flat_rewards[i * k:(i + 1) * k] for i in range(len(batch))]
 
@@ -92,25 +105,24 @@ class OnlineDPO:
             write_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs)
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs]
 
-        train: dict = {}
-        with timer.phase("train"):
-            if encoded:
+        def train_and_sync() -> dict:
+            """One unit for recovery: if a trainer rank dies in either phase, both are redone."""
+            with timer.phase("train"):
                 if online.refresh_reference and round_index > 0:
                     self.trainers.refresh_reference()
                 before = self.trainers.evaluate(encoded, pad_id)
                 steps = self.trainers.plan(encoded, online.epochs, self.seed + round_index)
                 losses = [self.trainers.train_step(step, pad_id)["loss"] for step in steps]
                 after = self.trainers.evaluate(encoded, pad_id)
-                train = {"dpo_loss": statistics.fmean(losses), "optimizer_steps": len(steps),
-                         "implicit_reward_accuracy": after["implicit_accuracy"],
-                         "implicit_reward_margin": after["implicit_margin"],
-                         "kl_to_reference": after["kl_per_token"],
-                         "logp_margin_before": before["logp_margin"], "logp_margin_after": after["logp_margin"]}
+            with timer.phase("weight_sync"):
+                self._sync()
+            return {"dpo_loss": statistics.fmean(losses), "optimizer_steps": len(steps),
+                    "implicit_reward_accuracy": after["implicit_accuracy"],
+                    "implicit_reward_margin": after["implicit_margin"],
+                    "kl_to_reference": after["kl_per_token"],
+                    "logp_margin_before": before["logp_margin"], "logp_margin_after": after["logp_margin"]}
 
-        with timer.phase("weight_sync"):
-            if encoded:
-                sync_weights(self.trainers, self.generators, device_kind=self.device_kind,
-                             bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+        train = self._with_recovery("train", events, self._recover_trainers, train_and_sync) if encoded else {}
 
         checkpoint = None
         if online.save_every_round or round_index == online.rounds - 1:
@@ -133,8 +145,47 @@ class OnlineDPO:
             **train,
             "seconds": timer.seconds,
             "round_seconds": round(time.perf_counter() - round_start, 4),
+            "recoveries": events,
             "checkpoint": checkpoint,
         }
+
+    # -- recovery from dead actors -------------------------------------------------------------------
+    def _sync(self) -> None:
+        sync_weights(self.trainers, self.generators, device_kind=self.device_kind,
+                     bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+
+    def _with_recovery(self, phase: str, events: list, recover, work):
+        """Run `work`; if an actor died under it, let `recover` restore the group and run it again."""
+        for attempt in range(MAX_RECOVERIES + 1):
+            try:
+                return work()
+            except (*ACTOR_FAILURES, ray.exceptions.RayTaskError) as err:
+                if attempt == MAX_RECOVERIES or not recover(err):
+                    raise
+                events.append({"phase": phase, "error": type(err).__name__, "attempt": attempt + 1})
+                tqdm.write(f"{phase}: an actor died ({type(err).__name__}); recovered, redoing the {phase} phase")
+
+    def _recover_generators(self, err) -> bool:
+        """Ray restarts a dead engine from the checkpoint it started with; give it the current policy."""
+        if not self.generators.dead() and not isinstance(err, ACTOR_FAILURES):
+            return False  # nobody died: a real error
+        self.generators.wait_alive()
+        self._sync()
+        return True
+
+    def _recover_scorers(self, err) -> bool:
+        group = getattr(self.scorer, "group", None)
+        if group is None or (not group.dead() and not isinstance(err, ACTOR_FAILURES)):
+            return False
+        group.wait_alive()  # reward actors hold no state beyond their checkpoint
+        return True
+
+    def _recover_trainers(self, err) -> bool:
+        """A lost rank breaks the whole ZeRO-3 group: rebuild it from the last completed round."""
+        if self.recover_trainers is None or not self.trainers.group.dead():
+            return False
+        self.trainers = self.recover_trainers()
+        return True
 
     def run(self, start_round: int = 0):
         """Run the remaining rounds, yielding each round's metrics record as it completes."""

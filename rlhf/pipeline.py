@@ -62,6 +62,7 @@ class Pipeline:
         self.started = time.time()
         self.state = RunState(self.run_dir)
         self.reward_dir = None
+        self.phase_hook = None  # fault-injection seam for tests: called with (round, phase) as a phase starts
         if self.state.resuming:  # the same command on the same run_dir: continue where it stopped
             self.results.update(self.state.data["results"])
 
@@ -99,7 +100,8 @@ class Pipeline:
         if run.stages == ("build_prefs",):
             return  # the preference builder needs no trainers
         start = time.perf_counter()
-        self.trainers = TrainerGroup(run)
+        self.shared_placement = cluster.colocated_placement(run)  # None unless cluster.colocate
+        self.trainers = TrainerGroup(run, placement=self.shared_placement)
         self.results["trainer_startup_seconds"] = round(time.perf_counter() - start, 2)
         self.results["ray_nodes"] = cluster.node_table()
         self.results.setdefault("placement", {})["trainer"] = self.trainers.group.where()
@@ -119,6 +121,10 @@ class Pipeline:
                 except Exception as err:  # keep tearing down the rest
                     print(f"warning: shutdown failed: {err}")
         self.generators = self.scorer = self.trainers = None
+        from rlhf.cluster import release_placement
+
+        release_placement(getattr(self, "shared_placement", None))
+        self.shared_placement = None
         if self.tracker is not None:
             self.tracker.summary({k: v for k, v in self.results.items() if not isinstance(v, (list, dict))})
             self.tracker.finish()
@@ -291,8 +297,8 @@ class Pipeline:
         from rlhf.controller import OnlineDPO
 
         run, online = self.run, self.run.online
-        reference = self.policy_dir
-        self.trainers.load("dpo", self.policy_dir, online, reference_dir=reference)
+        self.online_init = self.policy_dir  # policy start and DPO reference
+        self.trainers.load("dpo", self.online_init, online, reference_dir=self.online_init)
         start = time.perf_counter()
         self.generators = self._generators(self.policy_dir)
         self.scorer = self._scorer()
@@ -311,7 +317,20 @@ class Pipeline:
         return OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
                          encoder=self.encoder, speeches=speeches, tracker=self.tracker,
                          save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
-                         device_kind=run.device.kind, seed=run.seed, pairs_dir=self.run_dir / "pairs")
+                         device_kind=run.device.kind, seed=run.seed, pairs_dir=self.run_dir / "pairs",
+                         recover_trainers=self._recover_trainers, phase_hook=self.phase_hook)
+
+    def _recover_trainers(self):
+        """New trainer ranks with the policy and optimizer state of the last completed round."""
+        from rlhf.training.group import TrainerGroup
+
+        self.trainers.kill()
+        self.trainers = TrainerGroup(self.run)
+        self.trainers.load("dpo", self.online_init, self.run.online, reference_dir=self.online_init)
+        if self.state.progress("online_dpo").get("rounds_completed", 0):
+            self.trainers.load_state(str(self.run_dir / "state" / "online_dpo"))
+        self.results["trainer_recoveries"] = self.results.get("trainer_recoveries", 0) + 1
+        return self.trainers
 
     # -- actor groups for the online rounds ------------------------------------------------------------
     def _generators(self, policy_dir: str):
@@ -321,9 +340,9 @@ class Pipeline:
         run, layout = self.run, self.run.cluster.generator
         model = run.model
         group = create_group(
-            Generator, layout.engines, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
+            Generator, layout.engines, device_kind=run.device.kind, cpus=layout.cpus_per_engine, max_restarts=3,
             gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
-            resources=layout.resources or None,
+            resources=layout.resources or None, placement=getattr(self, "shared_placement", None),
             args_for=lambda i: ((policy_dir,), dict(
                 device_kind=run.device.kind, threads=layout.threads, seed=run.seed + i, dtype=run.device.dtype,
                 max_model_len=model.max_prompt_len + model.max_response_len + 8,
@@ -331,7 +350,9 @@ class Pipeline:
                 gpu_memory_utilization=layout.gpu_memory_utilization, colocate=run.cluster.colocate)))
         self.results["generators"] = group.call("info")
         self.results.setdefault("placement", {})["generator"] = group.where()
-        if run.device.kind == "gpu":
+        if run.device.kind == "gpu" and run.cluster.colocate:
+            group.colocated = True  # same GPUs as the trainer ranks: weights via CUDA IPC, not NCCL
+        elif run.device.kind == "gpu":
             from rlhf.sync.weight_sync import init_gpu_sync_group
 
             init_gpu_sync_group(self.trainers, group, layout.tensor_parallel)
@@ -358,7 +379,9 @@ class Pipeline:
         layout, model = run.cluster.reward, run.model
         group = create_group(
             RewardScorer, layout.actors, device_kind=run.device.kind, cpus=layout.cpus_per_actor,
+            max_restarts=3,
             gpus=layout.gpus_per_actor, strategy=run.cluster.placement_strategy, resources=layout.resources or None,
+            placement=getattr(self, "shared_placement", None),
             args_for=lambda i: ((reward_dir,), dict(
                 device_kind=run.device.kind, threads=layout.threads, dtype=run.device.dtype,
                 batch_size=run.reward.batch_size, system_prompt=run.system_prompt,

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import ray
 
-from rlhf.cluster import Group, create_group
+from rlhf.cluster import Group, create_group, get_all
 from rlhf.config import OptimConfig, RunConfig, accumulation_steps
 from rlhf.training.batching import plan_steps
 from rlhf.training.trainer import TrainerRank
 
 
 class TrainerGroup:
-    def __init__(self, run: RunConfig):
+    def __init__(self, run: RunConfig, placement=None):
         layout = run.cluster.trainer
         self.world_size = layout.ranks
         self.group: Group = create_group(
             TrainerRank, layout.ranks, device_kind=run.device.kind, cpus=layout.cpus_per_rank,
             gpus=layout.gpus_per_rank, strategy=run.cluster.placement_strategy, resources=layout.resources or None,
+            placement=placement,
             args_for=lambda rank: ((rank, layout.ranks, run.device.kind, layout.threads, run.seed), {}))
         address, port = ray.get(self.group.actors[0].address.remote())
         self.group.call("init_process_group", address, port)
@@ -40,12 +41,12 @@ class TrainerGroup:
                           accumulation_steps(self.optim, self.world_size), epochs, seed)
 
     def train_step(self, step: list, pad_id: int) -> dict:
-        return _mean(ray.get([a.train_step.remote(step[r], pad_id) for r, a in enumerate(self.actors)]))
+        return _mean(get_all([a.train_step.remote(step[r], pad_id) for r, a in enumerate(self.actors)]))
 
     def evaluate(self, items: list, pad_id: int) -> dict:
         """Metrics over `items` without updating (each item once; the last batch is padded)."""
         steps = plan_steps(items, self.world_size, self.optim.micro_batch, 1, 1, seed=0)
-        per_step = [_mean(ray.get([a.evaluate.remote(s[r], pad_id) for r, a in enumerate(self.actors)]))
+        per_step = [_mean(get_all([a.evaluate.remote(s[r], pad_id) for r, a in enumerate(self.actors)]))
                     for s in steps]
         return _mean(per_step)
 
@@ -58,7 +59,7 @@ class TrainerGroup:
         scores: list[float] = []
         for start in range(0, len(padded), size):
             chunk = padded[start: start + size]
-            parts = ray.get([a.score.remote([chunk[r * micro:(r + 1) * micro]], pad_id)
+            parts = get_all([a.score.remote([chunk[r * micro:(r + 1) * micro]], pad_id)
                              for r, a in enumerate(self.actors)])
             scores += [s for part in parts for s in part]
         return scores[: len(items)]
@@ -86,6 +87,10 @@ class TrainerGroup:
             self.group.call("shutdown")
         finally:
             self.group.shutdown()
+
+    def kill(self) -> None:
+        """Tear down a broken group at once (a rank died: the others may be stuck in a collective)."""
+        self.group.shutdown()
 
 
 def _mean(results: list[dict]) -> dict:
