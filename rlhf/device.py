@@ -105,6 +105,38 @@ def vllm_wake(kind: str, llm, tags: list[str]) -> None:
     llm.wake_up(tags=tags)
 
 
+def gpu_uuid(kind: str) -> str:
+    """Identity of this process's GPU, the same in every process that sees it (colocated sync)."""
+    if kind != "gpu":
+        raise ValueError("GPU identity needs device=gpu")
+    return str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+
+
+def ipc_handle(kind: str, tensor: torch.Tensor):
+    """A handle another process on the same GPU opens without a copy (CUDA IPC)."""
+    if kind != "gpu":
+        raise ValueError("CUDA IPC needs device=gpu")
+    from torch.multiprocessing.reductions import reduce_tensor
+
+    return reduce_tensor(tensor)
+
+
+def open_ipc_handle(kind: str, handle) -> torch.Tensor:
+    """The tensor behind `ipc_handle(...)`, opened on this process's current device (its index
+    in this process may differ from the index in the process that made the handle)."""
+    if kind != "gpu":
+        raise ValueError("CUDA IPC needs device=gpu")
+    rebuild, args = handle
+    args = list(args)
+    args[6] = torch.cuda.current_device()  # reduce_tensor's device slot
+    return rebuild(*args)
+
+
+def synchronize(kind: str) -> None:
+    if kind == "gpu":
+        torch.cuda.synchronize()
+
+
 def empty_cache(kind: str) -> None:
     if kind == "gpu":
         torch.cuda.empty_cache()

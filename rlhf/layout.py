@@ -142,13 +142,17 @@ def _gpu_errors(run, need: Demand) -> list[str]:
             f"{_fmt(need.trainer_gpus)} for trainer ranks and {_fmt(need.reward_gpus)} for reward actors: "
             "lower engines, tensor_parallel or trainer ranks, set cluster.colocate=true, or use a layout with more nodes")
     if c.colocate:
-        if t.gpus_per_rank + g.gpus_per_engine > 1 + 1e-9:
-            errors.append(f"{name}: colocated trainer ranks and vLLM workers share a GPU, so cluster.trainer.gpus_per_rank "
-                          f"({_fmt(t.gpus_per_rank)}) + cluster.generator.gpus_per_engine ({_fmt(g.gpus_per_engine)}) "
-                          "must be <= 1")
+        reward_share = r.gpus_per_actor if reward_actors(run) else 0.0
+        if t.gpus_per_rank + g.gpus_per_engine + reward_share > 1 + 1e-9:
+            errors.append(f"{name}: colocated trainer ranks, vLLM workers and reward actors share a GPU, so "
+                          f"cluster.trainer.gpus_per_rank ({_fmt(t.gpus_per_rank)}) + cluster.generator.gpus_per_engine "
+                          f"({_fmt(g.gpus_per_engine)}) + cluster.reward.gpus_per_actor ({_fmt(reward_share)}) must be <= 1")
         if g.engines * g.tensor_parallel > t.ranks:
             errors.append(f"{name}: colocated, every vLLM worker sits on a trainer rank's GPU, but engines "
                           f"({g.engines}) x tensor_parallel ({g.tensor_parallel}) > cluster.trainer.ranks ({t.ranks})")
+        if reward_actors(run) > t.ranks:
+            errors.append(f"{name}: colocated, every reward actor sits on a trainer rank's GPU, but cluster.reward.actors "
+                          f"({r.actors}) > cluster.trainer.ranks ({t.ranks})")
     return errors
 
 

@@ -98,5 +98,12 @@ class Generator:
         self._wake("weights")  # colocated: weights back on the GPU before they are overwritten
         return sum(self.llm.collective_rpc("receive_bucket", args=(names, dtypes, shapes)))
 
+    def receive_ipc_bucket(self, names: list[str], handles_by_gpu: dict) -> int:
+        """Colocated GPU sync: each worker opens the CUDA IPC handles of its own GPU's trainer rank."""
+        from rlhf.sync.colocated import load_bucket
+
+        self._wake("weights")
+        return sum(self.llm.collective_rpc(load_bucket, args=(names, handles_by_gpu)))
+
     def finish_sync(self) -> None:
         self.llm.reset_prefix_cache()

@@ -20,6 +20,10 @@ class WeightSyncTimeout(RuntimeError):
 
 def sync_weights(trainers, generators, *, device_kind: str, bucket_bytes: int, timeout_s: float) -> int:
     """Returns the number of tensors each engine loaded."""
+    if device_kind == "gpu" and getattr(generators, "colocated", False):
+        from rlhf.sync.colocated import sync_colocated
+
+        return sync_colocated(trainers, generators, bucket_bytes=bucket_bytes, timeout_s=timeout_s)
     if device_kind == "gpu":
         refs = [a.broadcast_weights.remote(generators.actors, bucket_bytes, timeout_s) for a in trainers.actors]
     else:
