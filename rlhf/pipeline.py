@@ -325,7 +325,7 @@ class Pipeline:
         from rlhf.training.group import TrainerGroup
 
         self.trainers.kill()
-        self.trainers = TrainerGroup(self.run)
+        self.trainers = TrainerGroup(self.run, placement=getattr(self, "shared_placement", None))
         self.trainers.load("dpo", self.online_init, self.run.online, reference_dir=self.online_init)
         if self.state.progress("online_dpo").get("rounds_completed", 0):
             self.trainers.load_state(str(self.run_dir / "state" / "online_dpo"))
