@@ -20,9 +20,13 @@ job_hosts() {
     fi
 }
 
-# First IPv4 address of a host, as seen from that host (HEAD_IP overrides it for the head).
+# First address of a host's interfaces, as seen from that host (HEAD_IP overrides it for the head).
+# `hostname -I` rather than `hostname --ip-address`, which gives 127.0.1.1 where /etc/hosts maps the
+# host name to loopback (Debian's default).
 host_ip() {
-    srun --overlap --nodes=1 --ntasks=1 -w "$1" hostname --ip-address | awk '{print $1}'
+    # shellcheck disable=SC2016
+    srun --overlap --nodes=1 --ntasks=1 -w "$1" bash -c 'hostname -I 2>/dev/null || hostname --ip-address' |
+        awk '{print $1}'
 }
 
 # start_node HOST LOG ARGS...: `ray start --block ARGS` on HOST in the background.
