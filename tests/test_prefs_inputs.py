@@ -140,3 +140,21 @@ def test_parquet_has_the_released_schema_and_the_reward_reader_takes_it(tmp_path
     pairs = read_preference_parquet(path)
     assert [(p.speech.id, p.speech.text, p.chosen, p.rejected) for p in pairs] == [("s1", s.text, "answer of a",
                                                                                     "answer of b")]
+
+
+def test_prefs_configs_compose_and_every_field_is_commented():
+    import re
+
+    from rlhf.config import load_config
+    from tests.conftest import REPO_ROOT, compose
+
+    for option in ("local", "endpoints"):
+        path = REPO_ROOT / "conf" / "prefs" / f"{option}.yaml"
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.match(r"^\s*[a-z_]+:", line):
+                assert "#" in line, f"{path}:{number} has no comment"
+        run = load_config(compose(["stage=build_prefs", f"prefs={option}"]))
+        assert run.prefs.responders and run.prefs.judge.max_attempts >= 1
+    run = load_config(compose(["stage=build_prefs", "prefs.judge.kind=openai", "prefs.judge.base_url=http://127.0.0.1:1/v1",
+                               "prefs.judge.model=j", "prefs.judge.api_key_env=MY_KEY", "prefs.aggregate=total"]))
+    assert run.prefs.judge.api_key_env == "MY_KEY" and run.prefs.aggregate == "total"

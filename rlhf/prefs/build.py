@@ -161,7 +161,9 @@ class PreferenceBuild:
         finally:
             responses.close()
             judgements.close()
-        stats = {name: r.backend.stats.as_dict() for name, r in pool.items()}
+        # per endpoint responder; local responders sharing a model share one actor and one count
+        stats = {name if r.backend.describe()["kind"] == "openai" else f"local:{r.backend.describe()['model']}":
+                 r.backend.stats.as_dict() for name, r in pool.items()}
         summary["calls"] = {"responders": stats, "judge": judge_backend.stats.as_dict()}
         write_json_atomic(self.out_dir / "provenance.json", summary)
         self.print_summary(summary)
