@@ -215,6 +215,7 @@ class TrackingConfig:
     entity: Optional[str] = None
     mode: str = "auto"
     verbose_actors: bool = False
+    log_samples: int = 0
 
 
 @dataclass

@@ -64,13 +64,14 @@ def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tok
 class OnlineDPO:
     def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
                  tracker, save_policy, device_kind: str, seed: int, pairs_dir: Path | None = None,
-                 recover_trainers=None, phase_hook=None):
+                 recover_trainers=None, phase_hook=None, log_samples: int = 0):
         self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
         self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
         self.save_policy, self.device_kind, self.seed = save_policy, device_kind, seed
         self.pairs_dir = pairs_dir
         self.recover_trainers = recover_trainers  # rebuilds the trainer group from the last saved state
         self.phase_hook = phase_hook
+        self.log_samples = log_samples  # opt-in, redacted sample tables
 
     def run_round(self, round_index: int, on_phase=None) -> dict:
         def phase_started(name: str) -> None:
@@ -100,6 +101,9 @@ class OnlineDPO:
             k = online.samples_per_speech
             rewards = [flat_rewards[i * k:(i + 1) * k] for i in range(len(batch))]
 
+        if self.log_samples:
+            self.tracker.log_samples(round_index + 1, [(s, r, w) for (s, r), w in
+                                                       zip(flat[: self.log_samples], flat_rewards)])
         pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap)
         if self.pairs_dir is not None:
             write_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs)

@@ -318,7 +318,8 @@ class Pipeline:
                          encoder=self.encoder, speeches=speeches, tracker=self.tracker,
                          save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
                          device_kind=run.device.kind, seed=run.seed, pairs_dir=self.run_dir / "pairs",
-                         recover_trainers=self._recover_trainers, phase_hook=self.phase_hook)
+                         recover_trainers=self._recover_trainers, phase_hook=self.phase_hook,
+                         log_samples=run.tracking.log_samples)
 
     def _recover_trainers(self):
         """New trainer ranks with the policy and optimizer state of the last completed round."""

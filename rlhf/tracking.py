@@ -1,8 +1,9 @@
 """Where metrics go: metrics.jsonl (a line per round), train_steps.jsonl (a line per optimizer step
 of the SFT / reward / offline DPO stages), W&B (the same numbers), run_summary.json.
 
-Only numbers and settings are written: no client speech or generated text ever reaches these
-files or W&B. API keys are read from the environment by W&B itself and never copied.
+Only numbers and settings are written: no client speech or generated text reaches these files or
+W&B, unless the user asks for sample tables (tracking.log_samples), which are redacted first.
+API keys are read from the environment by W&B itself and never copied.
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ class Tracker:
             flat = {f"online/{k}": v for k, v in record.items() if isinstance(v, (int, float))}
             flat.update({f"online/seconds_{k}": v for k, v in record.get("seconds", {}).items()})
             self.wandb_run.log(flat)
+
+    def log_samples(self, round_number: int, rows: list[tuple[str, str, float]]) -> None:
+        """Opt-in (tracking.log_samples): a W&B table of a few samples, every text redacted first."""
+        if self.wandb_run is None or not rows:
+            return
+        import wandb
+
+        from rlhf.privacy import redact
+
+        table = wandb.Table(columns=["round", "speech", "response", "reward"],
+                            data=[[round_number, redact(s), redact(r), float(w)] for s, r, w in rows])
+        self.wandb_run.log({"online/samples": table})
 
     def drop_steps_from(self, stage: str, first_step: int) -> None:
         """On resume: forget step records of `stage` from `first_step` on (they will be redone)."""
