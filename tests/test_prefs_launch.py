@@ -61,3 +61,14 @@ def test_build_prefs_with_local_actors_end_to_end(tmp_path):
     assert rerun["counts"]["responses_new"] == rerun["counts"]["judgements_new"] == 0
     assert rerun["counts"]["responses_stored_before"] == rerun["counts"]["judgements_stored_before"] == 24
     assert rerun["calls"]["judge"]["calls"] == 0 and rerun["pairs"] == provenance["pairs"]
+
+
+@pytest.mark.slow
+def test_bad_speech_file_stops_the_stage_naming_file_and_line(tmp_path):
+    bad = tmp_path / "speeches.csv"
+    bad.write_text('questionID,questionTitle,questionText,topic\n1,t,"' + "x" * 150 + '",a\n2,t,"broken,a,extra\n',
+                   encoding="utf-8")
+    proc = run_launch([f"run_dir={tmp_path / 'run'}", f"prefs.speeches.path={bad}"])
+    assert proc.returncode == 2
+    assert f"error: {bad}:3: broken" in proc.stderr
+    assert "Traceback" not in proc.stderr
