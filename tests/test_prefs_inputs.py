@@ -158,3 +158,10 @@ def test_prefs_configs_compose_and_every_field_is_commented():
     run = load_config(compose(["stage=build_prefs", "prefs.judge.kind=openai", "prefs.judge.base_url=http://127.0.0.1:1/v1",
                                "prefs.judge.model=j", "prefs.judge.api_key_env=MY_KEY", "prefs.aggregate=total"]))
     assert run.prefs.judge.api_key_env == "MY_KEY" and run.prefs.aggregate == "total"
+
+
+def test_byte_order_mark_from_spreadsheet_exports_is_tolerated(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(f'\ufeffsid,body,theme\n7,"{LONG * 2}",grief\n'.encode("utf-8"))
+    ((line, speech),) = read_speeches(path, COLS)
+    assert (line, speech.id, speech.topic) == (2, "7", "grief")

@@ -80,7 +80,7 @@ def _first_non_utf8_line(path: Path) -> DataError:
 
 def _read_csv(path: Path, columns) -> list[tuple[int, dict]]:
     rows = []
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # -sig: tolerate a byte-order mark
         reader = csv.DictReader(handle, strict=True)
         last = 0
         try:
@@ -102,7 +102,7 @@ def _read_csv(path: Path, columns) -> list[tuple[int, dict]]:
 
 def _read_jsonl(path: Path, columns) -> list[tuple[int, dict]]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
