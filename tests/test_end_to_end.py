@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import csv
+from pathlib import Path
 
 import pytest
 import ray
@@ -70,19 +72,55 @@ def test_two_online_rounds_update_the_policy_and_the_generators(pipeline):
     assert [t[:12] for t in vllm_tokens] == [t[:12] for t in hf_greedy(checkpoint, prompts[:2], 12)]
 
 
-def run_launch(args: list[str]) -> subprocess.CompletedProcess:
+def run_launch(args: list[str], tmp: str | None = None) -> subprocess.CompletedProcess:
     # A short temp dir: Ray's unix socket paths must stay under 107 bytes.
-    env = dict(os.environ, WANDB_MODE="offline", TMPDIR=tempfile.mkdtemp(prefix="rl", dir="/tmp"))
+    env = dict(os.environ, WANDB_MODE="offline", TMPDIR=tmp or tempfile.mkdtemp(prefix="rl", dir="/tmp"))
     env.pop("WANDB_API_KEY", None)
     return subprocess.run([sys.executable, "-m", "rlhf.launch", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
 
 
+PII = ["jane.doe@example.com", "(555) 123-4567", "myblog.example.net", "@sadpanda99", "221 Baker Street"]
+
+
+def data_with_pii(path: Path) -> Path:
+    """The shipped counsel-chat file with personal details planted in every client question."""
+    rows = list(csv.DictReader((REPO_ROOT / "data/counsel-chat/counsel_chat.csv").open(encoding="utf-8")))
+    planted = (" You can e-mail me at jane.doe@example.com or call +1 (555) 123-4567, my blog is "
+               "https://myblog.example.net/me and I am @sadpanda99, living at 221 Baker Street.")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "questionText": planted + " " + row["questionText"]})
+    return path
+
+
+def files_outside_checkpoints(root: Path):
+    for path in root.rglob("*"):
+        if path.is_file() and "checkpoints" not in path.parts and "pairs" not in path.parts and "state" not in path.parts:
+            yield path
+
+
 def test_launch_runs_the_recipe_and_leaves_its_records(tmp_path):
+    """The whole recipe through the CLI, on data with personal details planted in every speech:
+    the records are complete, and no personal detail reaches W&B, logs or the console; the opt-in
+    sample table carries only redacted text."""
     run_dir = tmp_path / "run"
-    proc = run_launch([f"run_dir={run_dir}", "online.rounds=1", *SMALL])
+    ray_tmp = tempfile.mkdtemp(prefix="rl", dir="/tmp")
+    data = data_with_pii(tmp_path / "cc.csv")
+    proc = run_launch([f"run_dir={run_dir}", f"data.path={data}", "online.rounds=1", "tracking.log_samples=4",
+                       *SMALL], ray_tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "run summary" in proc.stdout
+
+    leaks = [(str(path), secret) for path in [*files_outside_checkpoints(run_dir), *Path(ray_tmp).rglob("*")]
+             if path.is_file() for secret in PII if secret.encode() in path.read_bytes()]
+    leaks += [("console", secret) for secret in PII if secret in proc.stdout + proc.stderr]
+    assert not leaks, leaks
+    tables = list((run_dir / "wandb").rglob("*.table.json"))
+    assert tables and "[EMAIL]" in tables[0].read_text() and "[ADDRESS]" in tables[0].read_text()
+    assert "e-mail me at" in tables[0].read_text()  # the rest of the speech is there
 
     summary = json.loads((run_dir / "run_summary.json").read_text())
     assert summary["zero_stage"] == 3 and summary["trainer_ranks"] == 2
