@@ -51,6 +51,7 @@ class LocalModels:
         group = create_group(
             Generator, 1, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
             gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
+            resources=dict(layout.resources) or None,  # where the layout pins generators (multi-node)
             args_for=lambda i: ((model_dir,), dict(
                 device_kind=run.device.kind, threads=layout.threads, seed=run.seed + len(self.groups),
                 dtype=run.device.dtype, max_model_len=context, tensor_parallel=layout.tensor_parallel,
