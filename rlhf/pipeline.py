@@ -262,9 +262,11 @@ class Pipeline:
         out_dir = Path(prefs.out_dir).expanduser().resolve() if prefs.out_dir else self.run_dir / "prefs"
         local = LocalModels(self.run, prefs.local_max_model_len, prefs.local_batch_size)
         try:
-            self.results["build_prefs"] = build_preferences(self.run, out_dir, self.policy_dir, resolve_path, local)
+            self.results["build_prefs"] = built = build_preferences(self.run, out_dir, self.policy_dir, resolve_path, local)
         finally:
             local.shutdown()
+        counts = {**built["counts"], **{f"pairs_{k}": v for k, v in built["pairs"].items()}}
+        self.tracker.summary({f"prefs/{k}": v for k, v in counts.items() if isinstance(v, int)})  # counts only
 
     def stage_offline_dpo(self) -> None:
         from rlhf.training.stages import train_steps
