@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,9 +21,13 @@ from tests.conftest import REPO_ROOT
 
 
 def run_launch(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TMPDIR=tempfile.mkdtemp(prefix="rp", dir="/tmp"))  # short: Ray socket paths
-    return subprocess.run([sys.executable, "-m", "rlhf.launch", "stage=build_prefs", "tracking.wandb=false", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    scratch = tempfile.mkdtemp(prefix="rp", dir="/tmp")  # short: Ray's socket paths must stay under 107 bytes
+    try:
+        return subprocess.run([sys.executable, "-m", "rlhf.launch", "stage=build_prefs", "tracking.wandb=false", *args],
+                              cwd=REPO_ROOT, env=dict(os.environ, TMPDIR=scratch), capture_output=True, text=True,
+                              timeout=900)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -278,7 +278,7 @@ class PreferenceBuild:
         if judged and c["unscored"] > judged / 2:
             print("  note        : most responses are unscored: this judge does not produce usable ratings. "
                   "Configure a capable judge (prefs.judge: kind=openai, base_url, model).")
-        print("mean ratings per responder (scored responses):")
+        print("mean ratings per responder (scored responses):" + ("" if summary["mean_ratings"] else " none scored"))
         for name, means in summary["mean_ratings"].items():
             principles = " ".join(f"{k[:4]}={v:.2f}" for k, v in means.items() if k not in ("scored", "score"))
             print(f"  {name:<20} n={means['scored']:<5} score={means['score']:.2f}  {principles}")
