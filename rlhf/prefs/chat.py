@@ -44,7 +44,7 @@ class CallStats:
     failed: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429 answers
-    server_errors: int = 0  # 5xx answers
+    server_errors: int = 0  # 5xx (and 408/409) answers
     timeouts: int = 0
     connection_errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -63,7 +63,7 @@ class OpenAIChat:
     """An OpenAI-compatible chat endpoint. The API key is read from the environment variable whose
     NAME is configured; it is passed to the client and never logged or written anywhere.
 
-    Timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter
+    Timeouts, connection errors, 408, 409, 429 and 5xx are retried with exponential backoff and jitter
     (honouring Retry-After), up to `max_retries` times; 401/403/404 stop the build with a
     ConfigError (wrong key, URL or model); other 4xx fail that request only."""
 
@@ -131,9 +131,12 @@ class OpenAIChat:
             except openai.APIConnectionError as err:
                 self.stats.add(connection_errors=1)
                 reason, last = "connection error", err
-            except openai.APIStatusError as err:  # other 4xx: this request is at fault (e.g. too long)
-                self.stats.add(failed=1)
-                return ChatResult(error=f"HTTP {err.status_code} from the endpoint", permanent=True)
+            except openai.APIStatusError as err:
+                if err.status_code not in (408, 409):  # other 4xx: this request is at fault (e.g. too long)
+                    self.stats.add(failed=1)
+                    return ChatResult(error=f"HTTP {err.status_code} from the endpoint", permanent=True)
+                self.stats.add(server_errors=1)  # request timeout / conflict: transient
+                reason, last = f"HTTP {err.status_code}", err
             if attempt < self.max_retries:
                 self.stats.add(retries=1)
                 time.sleep(self._delay(attempt, last))
