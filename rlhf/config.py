@@ -244,12 +244,17 @@ class RunConfig:
 
 def load_config(cfg: DictConfig) -> RunConfig:
     """Composed Hydra config -> typed RunConfig, or ConfigError naming the bad key."""
+    body = {k: v for k, v in cfg.items() if k != "hydra"}
+    missing = sorted(OmegaConf.missing_keys(OmegaConf.create(body)))
+    if missing:
+        raise ConfigError(f"missing required value(s): {', '.join(missing)} (set them on the command line, "
+                          f"e.g. {missing[0]}=...)")
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), {k: v for k, v in cfg.items() if k != "hydra"})
-        run = OmegaConf.to_object(cfg)
+        run = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), body))
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
-        raise ConfigError(f"config key {key!r}: {err.msg if hasattr(err, 'msg') else err}") from None
+        message = str(getattr(err, "msg", err)).splitlines()[0]
+        raise ConfigError(f"config key {key!r}: {message}") from None
     validate(run)
     return run
 

@@ -134,7 +134,15 @@ class Pipeline:
         model = self.run.model
         if model.path is not None:
             path = resolve_path(model.path)
-            return str(path) if path.exists() else model.path  # else: a hub name
+            if path.exists():
+                if not (path / "config.json").exists():
+                    raise DataError(str(path), "not a model directory (no config.json)",
+                                    hint="model.path takes a Hugging Face model directory or hub name")
+                return str(path)
+            if model.path.startswith(("/", ".", "~")) or model.path.count("/") != 1:
+                raise DataError(model.path, "model directory not found",
+                                hint="check model.path (a local directory, or a hub name like org/model)")
+            return model.path  # a hub name
         from rlhf.models.tiny import build_tiny_model
 
         base = self.checkpoints / "base"
@@ -151,7 +159,11 @@ class Pipeline:
 
         from rlhf.training.batching import Encoder
 
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=self.run.model.trust_remote_code)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=self.run.model.trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise DataError(model_dir, f"cannot load its tokenizer ({str(err).splitlines()[0][:200]})",
+                            hint="a hub name needs the model in the local cache or network access") from None
         if not tokenizer.chat_template:
             raise DataError(model_dir, "the tokenizer has no chat template",
                             hint="use an instruct/chat model or add chat_template to tokenizer_config.json")

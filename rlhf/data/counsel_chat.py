@@ -17,6 +17,9 @@ from pathlib import Path
 from rlhf.data.errors import DataError
 from rlhf.data.records import PreferencePair, SFTExample, Speech
 
+csv.field_size_limit(16 * 1024 * 1024)  # long speeches are read (and cut to the token budget later)
+MAX_FIELD_BYTES = 16 * 1024 * 1024
+
 REQUIRED_COLUMNS = ("questionID", "questionTitle", "questionText", "topic", "answerText", "upvotes", "split")
 
 
@@ -53,17 +56,23 @@ def read_questions(path: str | Path, split: str) -> list[Question]:
     if not path.is_file():
         raise DataError(str(path), "file not found", hint="set data.path to the counsel-chat CSV")
     questions: dict[str, Question] = {}
+    if path.stat().st_size == 0:
+        raise DataError(str(path), "empty file", line=1, hint=f"expected a CSV with columns {list(REQUIRED_COLUMNS)}")
+    line = 1
     try:
         with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(handle, strict=True)
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(str(path), f"missing column(s) {missing}", line=1,
                                 hint=f"expected columns {list(REQUIRED_COLUMNS)}")
             for row in reader:
+                if None in row or any(value is None for value in row.values()):
+                    raise DataError(str(path), "broken row: wrong number of fields", line=line + 1,
+                                    hint="check quoting and the number of commas")
+                line = reader.line_num
                 if row["split"] != split:
                     continue
-                line = reader.line_num
                 try:
                     upvotes = int(row["upvotes"] or 0)
                 except ValueError:
@@ -71,13 +80,22 @@ def read_questions(path: str | Path, split: str) -> list[Question]:
                 qid = row["questionID"]
                 if qid not in questions:
                     text = speech_text(row["questionTitle"] or "", row["questionText"] or "")
+                    if not text:
+                        raise DataError(str(path), f"question {qid} has an empty speech (title and text)", line=line)
                     questions[qid] = Question(Speech(id=f"cc-{qid}", text=text, topic=row["topic"] or ""))
                 answer = " ".join((row["answerText"] or "").split())
                 if answer:
                     questions[qid].answers.append(Answer(answer, upvotes))
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataError(str(path), "not UTF-8 text", line=line, hint="re-encode the file as UTF-8") from None
+    except UnicodeDecodeError:
+        for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(str(path), "not UTF-8 text", line=number, hint="re-encode the file as UTF-8") from None
+        raise DataError(str(path), "not UTF-8 text", hint="re-encode the file as UTF-8") from None
+    except csv.Error as err:
+        raise DataError(str(path), f"broken CSV ({err})", line=line + 1,
+                        hint=f"fields are limited to {MAX_FIELD_BYTES >> 20} MiB") from None
     if not questions:
         raise DataError(str(path), f"no rows with split == {split!r}")
     return list(questions.values())

@@ -30,7 +30,7 @@ class Generator:
         from vllm import LLM
 
         start = time.perf_counter()
-        self.llm = LLM(model=model_dir, dtype=dtype, seed=seed, max_model_len=max_model_len,
+        self.llm = LLM(model=model_dir, dtype=dtype, seed=seed, max_model_len=max_model_len, load_format="safetensors",
                        worker_extension_cls="rlhf.sync.vllm_extension.WeightSyncExtension",
                        **device.vllm_engine_args(device_kind, tensor_parallel, gpu_memory_utilization,
                                                  sleep_mode=colocate))

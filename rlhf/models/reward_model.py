@@ -54,7 +54,7 @@ def load_reward_model(model_dir: str | Path, dtype: torch.dtype = torch.float32,
     config = AutoConfig.from_pretrained(model_dir, num_labels=1, trust_remote_code=trust_remote_code)
     if head == HEAD:
         model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+            model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True)
     else:
         model = AutoModelForSequenceClassification.from_config(config, dtype=dtype,
                                                                trust_remote_code=trust_remote_code)

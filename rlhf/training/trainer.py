@@ -77,16 +77,18 @@ class TrainerRank:
         train_config = zero3_config(**common)
         self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
         if kind == "reward":
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch_dtype)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch_dtype,
+                                                                       use_safetensors=True)
         else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, use_safetensors=True)
         model.config.use_cache = False
         self.engine, *_ = deepspeed.initialize(model=model, config=train_config,
                                                model_parameters=[p for p in model.parameters() if p.requires_grad])
         if kind == "dpo":
             ref_config = zero3_config(**common, train=False)
             self._hf_ds_configs.append(HfDeepSpeedConfig(ref_config))
-            ref_model = AutoModelForCausalLM.from_pretrained(reference_dir or model_dir, dtype=torch_dtype)
+            ref_model = AutoModelForCausalLM.from_pretrained(reference_dir or model_dir, dtype=torch_dtype,
+                                                             use_safetensors=True)
             ref_model.config.use_cache = False
             self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)
             self.reference.eval()
