@@ -145,6 +145,7 @@ class RewardSourceConfig:
     batch_size: int = 32
     timeout_s: float = 60.0
     retries: int = 3
+    api_key_env: Optional[str] = None
 
 
 @dataclass

@@ -21,7 +21,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from rlhf.config import RunConfig
+from rlhf.config import ConfigError, RunConfig
 from rlhf.data import counsel_chat
 from rlhf.data.errors import DataError
 from rlhf.state import RunState, replace_dir
@@ -380,8 +380,13 @@ class Pipeline:
         if run.reward.source == "remote":
             from rlhf.scoring.remote import RemoteRewardClient
 
+            api_key = None
+            if run.reward.api_key_env:
+                api_key = os.environ.get(run.reward.api_key_env)
+                if not api_key:
+                    raise ConfigError(f"reward.api_key_env: environment variable {run.reward.api_key_env} is not set")
             client = RemoteRewardClient(run.reward.url, batch_size=run.reward.batch_size,
-                                        timeout_s=run.reward.timeout_s, retries=run.reward.retries)
+                                        timeout_s=run.reward.timeout_s, retries=run.reward.retries, api_key=api_key)
             return RemoteScorer(client, self.encoder)
         from rlhf.cluster import create_group
         from rlhf.scoring.reward_actor import RewardScorer

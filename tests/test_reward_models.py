@@ -124,6 +124,13 @@ def test_remote_server_speaks_openrlhf_api_and_matches_local_scores(server, rewa
     assert remote.score(ITEMS) == pytest.approx(local.score(ITEMS), abs=1e-5)
 
 
+def test_remote_client_sends_the_key_as_a_header_only(server):
+    client = RemoteRewardClient(f"{server}/get_reward", api_key="sk-not-a-real-key")
+    assert client.session.headers["Authorization"] == "Bearer sk-not-a-real-key"
+    assert "sk-not" not in repr(client)
+    assert len(client.get_rewards(["hello"])) == 1
+
+
 def test_remote_client_retries_then_fails_clearly():
     port = free_port()
     client = RemoteRewardClient(f"http://127.0.0.1:{port}/get_reward", retries=2, backoff_s=0.01, timeout_s=1)

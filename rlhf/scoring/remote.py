@@ -17,10 +17,15 @@ class RemoteRewardError(RuntimeError):
 
 class RemoteRewardClient:
     def __init__(self, url: str, *, batch_size: int = 32, timeout_s: float = 60.0, retries: int = 3,
-                 backoff_s: float = 0.5):
+                 backoff_s: float = 0.5, api_key: str | None = None):
         self.url, self.batch_size, self.timeout_s = url, batch_size, timeout_s
         self.retries, self.backoff_s = retries, backoff_s
         self.session = requests.Session()
+        if api_key:  # sent as a header only; never stored elsewhere or logged
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def __repr__(self) -> str:
+        return f"RemoteRewardClient(url={self.url!r})"
 
     def get_rewards(self, texts: list[str]) -> list[float]:
         rewards: list[float] = []
