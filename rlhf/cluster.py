@@ -31,7 +31,8 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
         return
     project_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     runtime_env = {"env_vars": {**QUIET_ENV, "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", "")}}
-    kwargs = dict(include_dashboard=False, log_to_driver=verbose, runtime_env=runtime_env)
+    # The dashboard stays off; if a user turns it on in their own cluster, it binds to loopback.
+    kwargs = dict(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=verbose, runtime_env=runtime_env)
     if address:
         ray.init(address=address, **kwargs)
     else:

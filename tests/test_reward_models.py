@@ -131,6 +131,12 @@ def test_remote_client_sends_the_key_as_a_header_only(server):
     assert len(client.get_rewards(["hello"])) == 1
 
 
+def test_reward_server_binds_to_loopback_unless_told_otherwise():
+    from rlhf.scoring.server import build_parser
+
+    assert build_parser().parse_args(["--model", "m"]).host == "127.0.0.1"
+
+
 def test_remote_client_retries_then_fails_clearly():
     port = free_port()
     client = RemoteRewardClient(f"http://127.0.0.1:{port}/get_reward", retries=2, backoff_s=0.01, timeout_s=1)

@@ -36,11 +36,7 @@ def create_app(scorer) -> FastAPI:
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    from rlhf.scoring.reward_actor import RewardScorer
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="reward-model directory (ours or OpenRLHF's format)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
@@ -49,7 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=2048, help="tokens per text; longer texts are cut")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    from rlhf.scoring.reward_actor import RewardScorer
+
+    args = build_parser().parse_args(argv)
     scorer = RewardScorer(args.model, device_kind=args.device, threads=0, dtype=args.dtype, batch_size=args.batch_size,
                           system_prompt="", max_prompt_len=args.max_len // 2, max_response_len=args.max_len // 2)
     uvicorn.run(create_app(scorer), host=args.host, port=args.port, log_level="warning")
