@@ -7,6 +7,7 @@ Every field is documented in the YAML file that sets it (conf/).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -341,6 +342,9 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
     if any(not n for n in names) or len(set(names)) != len(names):
         errors.append("prefs.responders: every responder needs a unique, non-empty name")
     if building:
+        for label, backend in backends:  # the key itself is never read here, only whether it is there
+            if backend.kind == "openai" and backend.api_key_env and not os.environ.get(backend.api_key_env):
+                errors.append(f"{label}.api_key_env: environment variable {backend.api_key_env} is not set")
         if not prefs.responders:
             errors.append("stage=build_prefs needs at least one responder in prefs.responders")
         elif min(prefs.responders_per_speech, len(prefs.responders)) * prefs.samples_per_responder < 2:

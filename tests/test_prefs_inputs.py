@@ -142,11 +142,17 @@ def test_parquet_has_the_released_schema_and_the_reward_reader_takes_it(tmp_path
                                                                                     "answer of b")]
 
 
-def test_prefs_configs_compose_and_every_field_is_commented():
+def test_prefs_configs_compose_and_every_field_is_commented(monkeypatch):
     import re
 
-    from rlhf.config import load_config
+    from rlhf.config import ConfigError, load_config
     from tests.conftest import REPO_ROOT, compose
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="prefs.judge.api_key_env: environment variable OPENAI_API_KEY is not set"):
+        load_config(compose(["stage=build_prefs", "prefs=endpoints"]))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-placeholder")
+    monkeypatch.setenv("MY_KEY", "sk-test-placeholder")
 
     for option in ("local", "endpoints"):
         path = REPO_ROOT / "conf" / "prefs" / f"{option}.yaml"
