@@ -34,9 +34,29 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
     # The dashboard stays off; if a user turns it on in their own cluster, it binds to loopback.
     kwargs = dict(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=verbose, runtime_env=runtime_env)
     if address:
-        ray.init(address=address, **kwargs)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as err:
+            _no_cluster(address, str(err).splitlines()[0])
     else:
         ray.init(num_cpus=num_cpus, _temp_dir=temp_dir, _node_ip_address="127.0.0.1", **kwargs)
+
+
+def _no_cluster(address: str, why: str):
+    from rlhf.config import ConfigError
+
+    raise ConfigError(f"cluster.address={address}: no Ray cluster answers ({why}). Start one first (ray start "
+                      "--head, or slurm/ray_job.sbatch), fix the address, or set cluster.address=null to start "
+                      "Ray on this machine") from None
+
+
+def _check_reachable(address: str) -> None:
+    """HOST:PORT that nothing listens on would block inside ray.init for minutes: fail fast instead."""
+    from rlhf.ray_wait import port_open
+
+    if "://" not in address and address != "auto" and not port_open(address):
+        _no_cluster(address, "nothing listens on that port")
 
 
 @dataclass

@@ -15,7 +15,8 @@ import sys
 import time
 
 
-def _port_open(address: str) -> bool:
+def port_open(address: str) -> bool:
+    """Whether something accepts TCP connections at HOST:PORT (within 2 s)."""
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=2):
@@ -29,7 +30,7 @@ def _connect(address: str, deadline: float):
     address where nothing listens blocks inside Ray for minutes, so the port is probed first.)"""
     import ray
 
-    while not _port_open(address):
+    while not port_open(address):
         if time.monotonic() >= deadline:
             return ConnectionRefusedError(f"nothing listens on {address}")
         time.sleep(1)

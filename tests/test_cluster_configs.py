@@ -127,3 +127,20 @@ def test_launch_reports_a_layout_error_without_starting_anything(tmp_path):
     assert result.returncode == 2
     assert "cluster.generator.engines (8)" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "run_summary.json").exists()
+
+
+def test_an_address_where_no_ray_listens_fails_fast_with_what_to_do():
+    import socket
+    import time
+
+    from rlhf.cluster import start_ray
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        start_ray(f"127.0.0.1:{port}", None, None, False)
+    assert time.monotonic() - start < 10
+    assert f"cluster.address=127.0.0.1:{port}: no Ray cluster answers" in str(err.value)
+    assert "cluster.address=null" in str(err.value)
