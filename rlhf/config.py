@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo", "build_prefs")
+STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo", "build_prefs", "eval")
 RECIPE = ("sft", "reward", "online_dpo")
 
 
@@ -211,6 +211,55 @@ class PrefsConfig:
 
 
 @dataclass
+class EvalSpeechesConfig(SpeechSourceConfig):
+    path: Optional[str] = None  # null = the held-out (val) questions of data.path
+    min_chars: int = 0
+    limit: Optional[int] = 64
+
+
+@dataclass
+class EvalReferenceConfig(ChatBackendConfig):
+    kind: str = "model"  # model | endpoint | stored
+    path: Optional[str] = None
+    format: str = "auto"
+    columns: SpeechColumns = field(default_factory=lambda: SpeechColumns(text="question", title=None, id=None,
+                                                                        topic=None))
+    response_column: str = "response"
+    temperature: float = 0.0
+
+
+@dataclass
+class EvalJudgeConfig(JudgeConfig):
+    kind: str = "reward"  # reward | openai | local
+    max_tokens: int = 160
+    absolute: bool = True
+    absolute_prompt: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    run: Optional[str] = None
+    policies: List[str] = field(default_factory=list)
+    speeches: EvalSpeechesConfig = field(default_factory=EvalSpeechesConfig)
+    preference_path: Optional[str] = None
+    reference: EvalReferenceConfig = field(default_factory=EvalReferenceConfig)
+    judge: EvalJudgeConfig = field(default_factory=EvalJudgeConfig)
+    temperature: float = 0.0
+    max_tokens: Optional[int] = None
+    length_constrained: bool = True
+    length_max_tokens: int = 32
+    length_words: int = 25
+    length_instruction: str = "Please answer in at most {words} words."
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    ece_bins: int = 10
+    every_rounds: int = 1
+    dev_fraction: float = 0.1
+    dev_max_speeches: Optional[int] = 64
+    dev_metric: str = "win_rate"
+
+
+@dataclass
 class TrackingConfig:
     wandb: bool = True
     project: str = "psychocounsel-rlhf"
@@ -238,6 +287,7 @@ class RunConfig:
     reward: RewardSourceConfig = field(default_factory=RewardSourceConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     prefs: PrefsConfig = field(default_factory=PrefsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -315,6 +365,7 @@ def validate(run: RunConfig) -> None:
 
     errors += layout_errors(run)
     errors += validate_prefs(run.prefs, run.stage == "build_prefs")
+    errors += validate_eval(run)
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
 
@@ -350,4 +401,41 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
         elif min(prefs.responders_per_speech, len(prefs.responders)) * prefs.samples_per_responder < 2:
             errors.append("prefs: responders_per_speech x samples_per_responder must give at least 2 responses "
                           "per speech to form a pair")
+    return errors
+
+
+def validate_eval(run: RunConfig) -> list[str]:
+    """Checks of the eval section (endpoints' key variables only when stage=eval)."""
+    ev, errors = run.eval, []
+    if ev.every_rounds < 0 or not 0 <= ev.dev_fraction < 1:
+        errors.append("eval.every_rounds must be >= 0 (0 = off) and eval.dev_fraction in [0, 1)")
+    if ev.dev_metric not in ("win_rate", "reward"):
+        errors.append(f"eval.dev_metric={ev.dev_metric!r} must be win_rate or reward")
+    if ev.bootstrap_samples < 1 or not 0 < ev.confidence < 1 or ev.ece_bins < 1:
+        errors.append("eval.bootstrap_samples and eval.ece_bins must be >= 1, eval.confidence in (0, 1)")
+    if ev.length_max_tokens < 1 or ev.length_words < 1 or (ev.max_tokens is not None and ev.max_tokens < 1):
+        errors.append("eval.max_tokens, eval.length_max_tokens and eval.length_words must be >= 1")
+    ref, judge = ev.reference, ev.judge
+    if ref.kind not in ("model", "endpoint", "stored"):
+        errors.append(f"eval.reference.kind={ref.kind!r} must be model, endpoint or stored")
+    elif ref.kind == "endpoint" and not (ref.base_url and ref.model):
+        errors.append("eval.reference: kind=endpoint needs base_url and model (e.g. gpt-4o)")
+    elif ref.kind == "stored" and not ref.path:
+        errors.append("eval.reference: kind=stored needs path (a CSV/JSONL/Parquet file of reference responses)")
+    if judge.kind not in ("reward", "openai", "local"):
+        errors.append(f"eval.judge.kind={judge.kind!r} must be reward (the reward model), openai or local")
+    elif judge.kind == "openai" and not (judge.base_url and judge.model):
+        errors.append("eval.judge: kind=openai needs base_url and model")
+    if judge.max_attempts < 1:
+        errors.append("eval.judge.max_attempts must be >= 1")
+    if run.stage == "eval":
+        if not (run.model.path or ev.policies or ev.run):
+            errors.append("stage=eval needs a policy: eval.run (a run directory: every round's policy), "
+                          "eval.policies (checkpoint directories) or model.path")
+        if judge.kind == "reward" and run.reward.source == "local" and not (run.reward.path or ev.run):
+            errors.append("stage=eval with the reward model as judge needs reward.path, eval.run (its "
+                          "reward_model) or reward=remote")
+        for label, backend in (("eval.reference", ref), ("eval.judge", judge)):
+            if backend.kind in ("endpoint", "openai") and backend.api_key_env and not os.environ.get(backend.api_key_env):
+                errors.append(f"{label}.api_key_env: environment variable {backend.api_key_env} is not set")
     return errors

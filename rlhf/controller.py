@@ -64,7 +64,7 @@ def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tok
 class OnlineDPO:
     def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
                  tracker, save_policy, device_kind: str, seed: int, pairs_dir: Path | None = None,
-                 recover_trainers=None, phase_hook=None, log_samples: int = 0):
+                 recover_trainers=None, phase_hook=None, log_samples: int = 0, round_hook=None):
         self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
         self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
         self.save_policy, self.device_kind, self.seed = save_policy, device_kind, seed
@@ -72,6 +72,7 @@ class OnlineDPO:
         self.recover_trainers = recover_trainers  # rebuilds the trainer group from the last saved state
         self.phase_hook = phase_hook
         self.log_samples = log_samples  # opt-in, redacted sample tables
+        self.round_hook = round_hook  # called with (controller, record) after a round; returns extra fields
 
     def run_round(self, round_index: int, on_phase=None) -> dict:
         def phase_started(name: str) -> None:
@@ -197,6 +198,9 @@ class OnlineDPO:
                   dynamic_ncols=True) as bar:
             for round_index in range(start_round, self.online.rounds):
                 record = self.run_round(round_index, on_phase=bar.set_postfix_str)
+                if self.round_hook:  # e.g. the dev-split evaluation (rlhf.eval.online)
+                    bar.set_postfix_str("dev eval")
+                    record.update(self.round_hook(self, record))
                 self.tracker.log_round(record)
                 bar.update(1)
                 tqdm.write(format_round(record, self.online.rounds))
@@ -221,5 +225,8 @@ def format_round(record: dict, rounds: int) -> str:
     if "dpo_loss" in record:
         line += (f", dpo loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
                  f"KL/token {record['kl_to_reference']:.4f}")
+    if "dev_win_rate" in record:
+        line += (f", dev win {100 * record['dev_win_rate']:.0f}% [{100 * record['dev_win_rate_lo']:.0f}, "
+                 f"{100 * record['dev_win_rate_hi']:.0f}] vs SFT")
     line += " | " + " ".join(f"{k} {v:.1f}s" for k, v in s.items())
     return line

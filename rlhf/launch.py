@@ -35,6 +35,12 @@ def print_summary(summary: dict) -> None:
         moves = " -> ".join(f"{r:+.3f}" for r in rewards)
         print(f"reward / round: {moves}  (mean reward of the round's samples, from the policy before that round's update)")
         print(f"final policy  : {summary.get('online_dpo', {}).get('final_policy')}")
+    evaluation = summary.get("eval")
+    if evaluation:
+        from rlhf.eval.run import summary_lines
+
+        for line in summary_lines(evaluation):
+            print(line)
     print(f"metrics       : {summary['run_dir']}/metrics.jsonl, run_summary.json")
     print(f"W&B           : {summary.get('wandb') or 'off'}")
     print(f"wall time     : {summary['wall_seconds']:.0f}s")

@@ -62,6 +62,7 @@ class Pipeline:
         self.started = time.time()
         self.state = RunState(self.run_dir)
         self.reward_dir = None
+        self.dev_eval = None  # the online rounds' dev-split evaluation (rlhf.eval.online), when on
         self.phase_hook = None  # fault-injection seam for tests: called with (round, phase) as a phase starts
         if self.state.resuming:  # the same command on the same run_dir: continue where it stopped
             self.results.update(self.state.data["results"])
@@ -90,6 +91,10 @@ class Pipeline:
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".cache" / "torch_extensions"))
         self.train_questions = counsel_chat.read_questions(resolve_path(run.data.path), "train")
         self.val_questions = counsel_chat.read_questions(resolve_path(run.data.path), "val")
+        if run.stages == ("eval",) and run.model.path is None:  # prompt with the first evaluated policy's tokenizer
+            from rlhf.eval.run import tokenizer_model
+
+            run.model.path = tokenizer_model(run, resolve_path)
         self.policy_dir = self._base_model()
         self.tokenizer, self.encoder = self._tokenizer(self.policy_dir)
         paths = self.results.get("paths", {})
@@ -97,8 +102,8 @@ class Pipeline:
         print(f"run directory: {self.run_dir}" + (" (resuming)" if self.state.resuming else ""))
         cluster.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
         self.tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
-        if run.stages == ("build_prefs",):
-            return  # the preference builder needs no trainers
+        if run.stages in (("build_prefs",), ("eval",)):
+            return  # the preference builder and the evaluation need no trainers
         start = time.perf_counter()
         self.shared_placement = cluster.colocated_placement(run)  # None unless cluster.colocate
         self.trainers = TrainerGroup(run, placement=self.shared_placement)
@@ -293,10 +298,18 @@ class Pipeline:
         self.results["offline_dpo"] = {"pairs": len(encoded), "train_loss": last.get("loss"),
                                        "implicit_accuracy": last.get("implicit_accuracy"), "checkpoint": self.policy_dir}
 
+    def stage_eval(self) -> None:
+        """Win rates against a reference, reward-model metrics and a report (rlhf.eval.run)."""
+        from rlhf.eval.run import evaluate
+
+        self.results["eval"] = evaluate(self)
+
     def stage_online_dpo(self) -> None:
         controller = self.prepare_online()
         done = self.state.progress("online_dpo").get("rounds_completed", 0)
         self.results["rounds"] = self.results.get("rounds", [])[:done]
+        if self.dev_eval is not None and not self.dev_eval.prepare(self.generators, self.scorer, resuming=done > 0):
+            controller.round_hook = self.dev_eval = None
         for record in controller.run(start_round=done):
             self.results["rounds"].append(record)
             self._save_state("online_dpo", {"rounds_completed": record["round"]})
@@ -305,6 +318,13 @@ class Pipeline:
             self.write_summary()
         last = self.results["rounds"][-1]["checkpoint"] if self.results["rounds"] else None
         self.results["online_dpo"] = {"rounds_completed": len(self.results["rounds"]), "final_policy": last}
+        if self.dev_eval is not None:  # best round on the dev split, reward-model metrics, report
+            from rlhf.eval.run import finish_online
+
+            self.results["eval"] = finish_online(self, self.dev_eval)
+            best = self.results["eval"]["dev"]["best"]
+            self.results["online_dpo"]["best_checkpoint"] = best["checkpoint"] if best else None
+            self.results["online_dpo"]["best_round"] = best["round"] if best else None
 
     def prepare_online(self):
         """Load the DPO policy and reference, start generators and scorers; returns the controller."""
@@ -328,12 +348,22 @@ class Pipeline:
             self.tracker.drop_rounds_after(done)
             print(f"online_dpo: resuming after round {done}")
         speeches = [q.speech for q in self.train_questions]
+        self.dev_eval, ev = None, run.eval
+        if ev.every_rounds > 0 and ev.dev_fraction > 0:  # a held-out dev split the rounds never sample
+            from rlhf.eval.online import DevEvaluator, split_dev
+
+            speeches, dev = split_dev(speeches, ev.dev_fraction, run.seed, ev.dev_max_speeches)
+            if dev:
+                self.dev_eval = DevEvaluator(speeches=dev, encoder=self.encoder, out_dir=self.run_dir / "eval",
+                                             every_rounds=ev.every_rounds, rounds=online.rounds, metric=ev.dev_metric,
+                                             max_tokens=self.encoder.max_response_len, seed=run.seed,
+                                             bootstrap={"samples": ev.bootstrap_samples, "confidence": ev.confidence})
         return OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
                          encoder=self.encoder, speeches=speeches, tracker=self.tracker,
                          save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),
                          device_kind=run.device.kind, seed=run.seed, pairs_dir=self.run_dir / "pairs",
                          recover_trainers=self._recover_trainers, phase_hook=self.phase_hook,
-                         log_samples=run.tracking.log_samples)
+                         log_samples=run.tracking.log_samples, round_hook=self.dev_eval)
 
     def _recover_trainers(self):
         """New trainer ranks with the policy and optimizer state of the last completed round."""

@@ -1,0 +1,323 @@
+"""The evaluation report: run_dir/eval/report.md plus PNG plots beside it, and the same figures
+and tables in W&B (through the run's Tracker). Numbers only: no client speech or response text.
+
+Figures (each only when its data exists):
+- winrate_per_round.png  win rate against the reference per round, 95% bootstrap interval
+- reward_per_round.png   mean reward per round with interval (dev answers, and the round's samples)
+- length_per_round.png   mean response length per round
+- principles.png         per-principle win rates (and 1-5 ratings) per evaluated model
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rlhf.prefs.judge import PRINCIPLES  # noqa: E402
+
+PRINCIPLE_NAMES = {"empathy": "Empathy", "relevance": "Personalization / relevance", "clarity": "Clarity",
+                   "safety": "Avoidance of harm", "exploration": "Self-exploration", "autonomy": "Autonomy",
+                   "staging": "Stages of change"}
+
+
+def _pct(est: dict | None) -> str:
+    if not est or not est.get("n"):
+        return "n/a"
+    return f"{100 * est['mean']:.1f}% [{100 * est['lo']:.1f}, {100 * est['hi']:.1f}]"
+
+
+def _num(est: dict | None, digits: int = 3) -> str:
+    if not est or not est.get("n"):
+        return "n/a"
+    return f"{est['mean']:.{digits}f} [{est['lo']:.{digits}f}, {est['hi']:.{digits}f}]"
+
+
+def _errorbar(ax, xs, means, los, his, **kw):
+    yerr = [[m - lo for m, lo in zip(means, los)], [hi - m for m, hi in zip(means, his)]]
+    ax.errorbar(xs, means, yerr=yerr, capsize=4, marker="o", **kw)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- figures --------------------------------------------------------------------------------------
+def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict | None, out: Path) -> dict:
+    """Figures of the online rounds: dev win rate, dev reward and response length per round."""
+    figures = {}
+    if dev_rounds:
+        xs = [r["round"] for r in dev_rounds]
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        _errorbar(ax, xs, [r["dev_win_rate"] for r in dev_rounds], [r["dev_win_rate_lo"] for r in dev_rounds],
+                  [r["dev_win_rate_hi"] for r in dev_rounds], label="policy vs initial (SFT) policy")
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50%)")
+        ax.set(xlabel="online round", ylabel="win rate on dev split (ties half)", ylim=(0, 1), xticks=xs,
+               title="Dev win rate by reward model, 95% bootstrap interval")
+        ax.legend(loc="lower right", fontsize=8)
+        figures["winrate_per_round"] = _save(fig, out / "winrate_per_round.png")
+
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        _errorbar(ax, xs, [r["dev_reward_mean"] for r in dev_rounds], [r["dev_reward_lo"] for r in dev_rounds],
+                  [r["dev_reward_hi"] for r in dev_rounds], label="dev answers (greedy)")
+        if reference and reference.get("reward", {}).get("n"):
+            ref = reference["reward"]
+            ax.axhspan(ref["lo"], ref["hi"], color="grey", alpha=0.2)
+            ax.axhline(ref["mean"], color="grey", linestyle="--", linewidth=1, label="initial (SFT) policy, dev")
+        train = [r for r in rounds if "reward_mean" in r]
+        if train:
+            ax.plot([r["round"] for r in train], [r["reward_mean"] for r in train], marker="s", linestyle=":",
+                    label="round's sampled responses (before update)")
+        ax.set(xlabel="online round", ylabel="reward", xticks=xs, title="Mean reward per round, 95% interval")
+        ax.legend(fontsize=8)
+        figures["reward_per_round"] = _save(fig, out / "reward_per_round.png")
+
+    lengths = [r for r in rounds if "mean_response_tokens" in r or "dev_response_tokens" in r]
+    if lengths:
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        sampled = [r for r in lengths if "mean_response_tokens" in r]
+        if sampled:
+            ax.plot([r["round"] for r in sampled], [r["mean_response_tokens"] for r in sampled], marker="s",
+                    linestyle=":", label="round's sampled responses")
+        dev = [r for r in lengths if "dev_response_tokens" in r]
+        if dev:
+            ax.plot([r["round"] for r in dev], [r["dev_response_tokens"] for r in dev], marker="o",
+                    label="dev answers (greedy)")
+        if reference and reference.get("response_tokens", {}).get("n"):
+            ax.axhline(reference["response_tokens"]["mean"], color="grey", linestyle="--", linewidth=1,
+                       label="initial (SFT) policy, dev")
+        ax.set(xlabel="online round", ylabel="mean response length (tokens)", xticks=[r["round"] for r in lengths],
+               title="Response length per round")
+        ax.legend(fontsize=8)
+        figures["length_per_round"] = _save(fig, out / "length_per_round.png")
+    return figures
+
+
+def plot_policies(policies: list[dict], out: Path) -> dict:
+    """stage=eval figures: win rate per evaluated policy (both variants) and per-principle bars."""
+    figures = {}
+    if not policies:
+        return figures
+    names = [p["name"] for p in policies]
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(names) + 3), 4))
+    for offset, variant in ((-0.15, "unconstrained"), (0.15, "length_constrained")):
+        ests = [p["results"].get(variant, {}).get("win_rate") for p in policies]
+        xs = [i + offset for i, e in enumerate(ests) if e and e.get("n")]
+        ests = [e for e in ests if e and e.get("n")]
+        if ests:
+            _errorbar(ax, xs, [e["mean"] for e in ests], [e["lo"] for e in ests], [e["hi"] for e in ests],
+                      linestyle="none", label=variant.replace("_", " "))
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set(ylabel="win rate vs reference (ties half)", ylim=(0, 1), title="Win rate per policy, 95% interval")
+    ax.legend(fontsize=8)
+    figures["winrate_per_policy"] = _save(fig, out / "winrate_per_policy.png")
+
+    with_principles = [p for p in policies if p["results"].get("unconstrained", {}).get("per_principle")]
+    if with_principles:
+        fig, ax = plt.subplots(figsize=(9, 4.2))
+        width = 0.8 / len(with_principles)
+        for i, p in enumerate(with_principles):
+            per = p["results"]["unconstrained"]["per_principle"]
+            means = [per[k]["mean"] if per[k]["n"] else math.nan for k in PRINCIPLES]
+            lo = [m - per[k]["lo"] if per[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)]
+            hi = [per[k]["hi"] - m if per[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)]
+            ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(PRINCIPLES))], means, width, yerr=[lo, hi],
+                   capsize=2, label=p["name"])
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+        ax.set_xticks(range(len(PRINCIPLES)), [PRINCIPLE_NAMES[k] for k in PRINCIPLES], rotation=20, ha="right",
+                      fontsize=8)
+        ax.set(ylabel="win rate vs reference", ylim=(0, 1), title="Per-principle win rate (no length constraint)")
+        ax.legend(fontsize=7)
+        figures["principles"] = _save(fig, out / "principles.png")
+    return figures
+
+
+def plot_absolute(models: dict, out: Path) -> dict:
+    """1-5 ratings per principle per model (principle judge only)."""
+    rated = {name: a for name, a in models.items() if a and any(a.get(k, {}).get("n") for k in PRINCIPLES)}
+    if not rated:
+        return {}
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    width = 0.8 / len(rated)
+    for i, (name, a) in enumerate(rated.items()):
+        means = [a[k]["mean"] if a[k]["n"] else math.nan for k in PRINCIPLES]
+        ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(PRINCIPLES))], means, width, label=name,
+               yerr=[[m - a[k]["lo"] if a[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)],
+                     [a[k]["hi"] - m if a[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)]], capsize=2)
+    ax.set_xticks(range(len(PRINCIPLES)), [PRINCIPLE_NAMES[k] for k in PRINCIPLES], rotation=20, ha="right", fontsize=8)
+    ax.set(ylabel="mean rating (1-5)", ylim=(1, 5), title="Absolute ratings per principle, 95% interval")
+    ax.legend(fontsize=7)
+    return {"absolute": _save(fig, out / "absolute.png")}
+
+
+# -- the Markdown -----------------------------------------------------------------------------------
+def _judge_paragraph(judge: dict) -> list[str]:
+    if judge.get("kind") == "reward_model":
+        return [f"**Judge: the reward model** (`{judge.get('model', '?')}`), not a language-model judge. No principle "
+                "judge was configured (`eval.judge.kind=reward`, the default on a CPU machine), so the policy's "
+                "answer wins a pair when the reward model scores it above the reference's answer to the same "
+                "speech; equal rewards are a tie (counted as half a win). The reward model judges one answer at "
+                "a time, so there is no position bias to cancel and there are no per-principle results."]
+    return [f"**Judge: `{judge.get('model', '?')}`** ({judge.get('kind')}), prompt `{judge.get('prompt')}` "
+            f"(sha256 `{str(judge.get('prompt_sha256', ''))[:12]}...`). For every speech it compares the policy's "
+            "answer with the reference's on each of the seven principles and overall, twice: once with the policy "
+            "shown as A and once as B. A pair is a win or a loss only when both orders agree; a disagreement, or "
+            "a tie in either order, counts as a tie (half a win). This cancels the judge's preference for a "
+            "position. A comparison the judge could not answer in valid JSON after "
+            f"{judge.get('max_attempts', '?')} attempts is left unscored (never given a default)."]
+
+
+def markdown(ev: dict, rounds: list[dict], figures: dict) -> str:
+    lines = ["# Evaluation report", ""]
+    lines += ["Win rate = share of speeches where the policy's answer beats the reference's answer (ties count "
+              "half), with a 95% bootstrap interval over speeches in brackets: [low, high]. 50% means no "
+              "difference from the reference.", ""]
+    judge = ev.get("judge", {})
+    lines += _judge_paragraph(judge) + [""]
+    dev = ev.get("dev")
+    if dev:
+        lines += ["## Online rounds: dev split", ""]
+        best = dev.get("best")
+        lines += [f"{dev['reference']['speeches']} speeches ({100 * dev['fraction']:.0f}% of the training speeches, "
+                  "drawn by seed) were held out of the rounds. Before round 1 the initial policy (the SFT model, "
+                  "which is also the reference) answered each greedily; after every "
+                  f"{dev['every_rounds']} round(s) the current policy answered the same speeches, and the reward "
+                  f"model judged. The best round by dev {dev['metric'].replace('_', ' ')} is kept as the run's best "
+                  "checkpoint.", ""]
+        if best:
+            lines += [f"**Result: best round {best['round']}**, dev win rate vs the SFT policy "
+                      f"{_pct(best['win_rate'])}, dev mean reward {_num(best['reward'])} (SFT policy: "
+                      f"{_num(dev['reference']['reward'])}). Best checkpoint: `{best.get('checkpoint')}`.", ""]
+        lines += ["| round | dev win rate vs SFT | W / T / L | dev mean reward | dev length (tokens) | "
+                  "sampled reward (round) | eval seconds |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| 0 (SFT) | 50% (itself) | - | {_num(dev['reference']['reward'])} | "
+                  f"{dev['reference']['response_tokens']['mean']:.1f} | - | - |"]
+        for r in rounds:
+            if "dev_win_rate" not in r:
+                continue
+            win = {"mean": r["dev_win_rate"], "lo": r["dev_win_rate_lo"], "hi": r["dev_win_rate_hi"], "n": 1}
+            rew = {"mean": r["dev_reward_mean"], "lo": r["dev_reward_lo"], "hi": r["dev_reward_hi"], "n": 1}
+            lines += [f"| {r['round']} | {_pct(win)} | {r['dev_wins']} / {r['dev_ties']} / {r['dev_losses']} | "
+                      f"{_num(rew)} | {r['dev_response_tokens']:.1f} | {r.get('reward_mean', float('nan')):+.3f} | "
+                      f"{r.get('seconds', {}).get('dev_eval', float('nan')):.1f} |"]
+        lines += [""]
+    policies = ev.get("policies") or []
+    if policies:
+        lines += ["## Policies against the reference", ""]
+        sp = ev.get("speeches", {})
+        lines += [f"Speeches: {sp.get('count')} from `{sp.get('source')}`. Reference: {ev['reference']['description']}. "
+                  "Answers: " + "; ".join(f"{k.replace('_', ' ')}: {v['description']}" for k, v in
+                                          ev.get("variants", {}).items()) + ".", ""]
+        header = "| policy | win rate (no length limit) | win rate (length-constrained) | W / T / L (no limit) | unscored |"
+        extra = judge.get("kind") == "reward_model"
+        if extra:
+            header += " mean reward policy / reference (no limit) |"
+        lines += [header, "|" + " --- |" * (header.count("|") - 1)]
+        for p in policies:
+            u, c = p["results"].get("unconstrained", {}), p["results"].get("length_constrained", {})
+            row = (f"| {p['name']} | {_pct(u.get('win_rate'))} | {_pct(c.get('win_rate'))} | "
+                   f"{u.get('wins', 0)} / {u.get('ties', 0)} / {u.get('losses', 0)} | {u.get('unscored', 0)} |")
+            if extra:
+                row += f" {_num(u.get('policy_reward'))} / {_num(u.get('reference_reward'))} |"
+            lines += [row]
+        lines += [""]
+        lengths = [(p["name"], p["results"].get(v, {}).get("length"), p["results"].get(v, {}).get("reference_length"), v)
+                   for p in policies for v in ("unconstrained", "length_constrained")]
+        lines += ["Mean answer length (policy / reference):", ""]
+        lines += [f"- {name}, {v.replace('_', ' ')}: {_num(pl, 1)} / {_num(rl, 1)} {ev.get('length_unit', 'tokens')}"
+                  for name, pl, rl, v in lengths if pl]
+        lines += [""]
+        if any(p["results"].get("unconstrained", {}).get("per_principle") for p in policies):
+            lines += ["### Per-principle win rates (no length constraint)", "",
+                      "| principle | " + " | ".join(p["name"] for p in policies) + " |",
+                      "| --- |" + " --- |" * len(policies)]
+            for k in PRINCIPLES:
+                lines += [f"| {PRINCIPLE_NAMES[k]} | " + " | ".join(
+                    _pct(p["results"].get("unconstrained", {}).get("per_principle", {}).get(k)) for p in policies) + " |"]
+            lines += [""]
+        reasons = {}
+        for p in policies:
+            for v in p["results"].values():
+                for reason, n in v.get("unscored_reasons", {}).items():
+                    reasons[reason] = reasons.get(reason, 0) + n
+        if reasons:
+            lines += ["Unscored comparisons (left out of every rate above, never given a default):", ""]
+            lines += [f"- {n}: {reason}" for reason, n in sorted(reasons.items(), key=lambda x: -x[1])] + [""]
+    absolute = ev.get("absolute")
+    if absolute:
+        lines += ["## Absolute ratings (1-5 per principle, mean [95% interval])", "",
+                  "| model | " + " | ".join(PRINCIPLE_NAMES[k] for k in PRINCIPLES) + " | unscored |",
+                  "| --- |" + " --- |" * (len(PRINCIPLES) + 1)]
+        for name, a in absolute.items():
+            lines += [f"| {name} | " + " | ".join(_num(a.get(k), 2) for k in PRINCIPLES) + f" | {a.get('unscored', 0)} |"]
+        lines += [""]
+    rm = ev.get("rm_metrics")
+    if rm:
+        lines += ["## Reward model on a preference test split", "",
+                  f"{rm['pairs']} pairs from {rm.get('source', '?')}. Accuracy: share of pairs where the chosen "
+                  "response gets the higher reward. AUC, ECE and Brier treat each pair in both orders, with the "
+                  "model's probability that the first is preferred = sigmoid(reward difference); ECE uses "
+                  f"{rm.get('ece_bins', 10)} equal-width bins. Higher accuracy/AUC and lower ECE/Brier are better "
+                  "(the paper's 8B reward model: 97.8% accuracy on its test split).", "",
+                  "| accuracy | AUC | ECE | Brier |", "| --- | --- | --- | --- |",
+                  f"| {100 * rm['accuracy']:.1f}% | {rm['auc']:.3f} | {rm['ece']:.3f} | {rm['brier']:.3f} |", ""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{name}]({Path(path).name})" for name, path in figures.items()] + [""]
+    lines += ["No client speech or response text appears in this report, in W&B or in the logs."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(ev: dict, rounds: list[dict], out_dir: Path, tracker=None) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    figures.update(plot_dev_rounds([r for r in rounds if "dev_win_rate" in r], rounds,
+                                   (ev.get("dev") or {}).get("reference"), out_dir))
+    figures.update(plot_policies(ev.get("policies") or [], out_dir))
+    figures.update(plot_absolute(ev.get("absolute") or {}, out_dir))
+    path = out_dir / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(markdown(ev, rounds, figures))
+    tmp.replace(path)
+    if tracker is not None:
+        log_to_wandb(tracker, ev, rounds, figures)
+    return path
+
+
+def log_to_wandb(tracker, ev: dict, rounds: list[dict], figures: dict) -> None:
+    """The report's figures and tables (numbers only) in the run's W&B."""
+    run = getattr(tracker, "wandb_run", None)
+    if run is None:
+        return
+    import wandb
+
+    payload = {f"eval/{name}": wandb.Image(str(path)) for name, path in figures.items()}
+    dev_rows = [[r["round"], r["dev_win_rate"], r["dev_win_rate_lo"], r["dev_win_rate_hi"], r["dev_reward_mean"],
+                 r["dev_reward_lo"], r["dev_reward_hi"], r["dev_response_tokens"]] for r in rounds if "dev_win_rate" in r]
+    if dev_rows:
+        payload["eval/dev_rounds"] = wandb.Table(columns=["round", "win_rate", "win_lo", "win_hi", "reward", "reward_lo",
+                                                          "reward_hi", "tokens"], data=dev_rows)
+    policy_rows = [[p["name"], v, r["win_rate"]["mean"], r["win_rate"]["lo"], r["win_rate"]["hi"], r.get("unscored", 0)]
+                   for p in ev.get("policies") or [] for v, r in p["results"].items() if r.get("win_rate")]
+    if policy_rows:
+        payload["eval/win_rates"] = wandb.Table(columns=["policy", "variant", "win_rate", "lo", "hi", "unscored"],
+                                                data=policy_rows)
+    rm = ev.get("rm_metrics")
+    if rm:
+        payload["eval/rm_metrics"] = wandb.Table(columns=["pairs", "accuracy", "auc", "ece", "brier"],
+                                                 data=[[rm["pairs"], rm["accuracy"], rm["auc"], rm["ece"], rm["brier"]]])
+    if payload:
+        run.log(payload)
+    best = (ev.get("dev") or {}).get("best")
+    if best:
+        run.summary["eval/best_round"] = best["round"]
+        run.summary["eval/best_dev_win_rate"] = best["win_rate"]["mean"]
