@@ -66,7 +66,7 @@ class TwoNodeCluster:
         self._start("b", [f"--address={self.address}", "--num-cpus=1", '--resources={"node_b": 10}'])
 
     def stop(self) -> None:
-        for proc in self.procs:  # `ray start --block` stops its node's processes on SIGTERM
+        for proc in reversed(self.procs):  # workers first; `ray start --block` stops its node on SIGTERM
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
