@@ -6,14 +6,36 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from rlhf.slurm_nodes import NodeListError, expand
 from tests.conftest import REPO_ROOT
 
-SCRIPTS = sorted(p for d in ("slurm", "launchers") for p in (REPO_ROOT / d).glob("*")
-                 if p.suffix in (".sh", ".sbatch"))
+SKIP_DIRS = {".venv", ".git", ".cache", "runs", "logs", "multirun", "outputs", "node_modules", "__pycache__"}
+
+
+def shell_scripts() -> list:
+    """Every shell script of the repository: by extension, or by a sh/bash shebang."""
+    found = []
+    for root, dirs, files in os.walk(REPO_ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
+        for name in files:
+            path = Path(root) / name
+            if path.suffix in (".sh", ".bash", ".sbatch"):
+                found.append(path)
+            elif not path.suffix:
+                try:
+                    first = path.open("rb").readline()
+                except OSError:
+                    continue
+                if first.startswith(b"#!") and (b"bash" in first or first.rstrip().endswith(b"/sh")):
+                    found.append(path)
+    return sorted(found)
+
+
+SCRIPTS = shell_scripts()
 
 
 @pytest.mark.parametrize("nodelist, hosts", [
@@ -67,7 +89,7 @@ def test_there_are_scripts_to_check():
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None,
                     reason="shellcheck is not installed (apt-get install shellcheck)")
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_shellcheck_passes(script):
     result = subprocess.run(["shellcheck", "-x", "--shell=bash", str(script.relative_to(REPO_ROOT))],
                             cwd=REPO_ROOT, capture_output=True, text=True)
