@@ -175,12 +175,6 @@ def sync_troubleshooting(kind: str) -> str:
     return "on CPU the weights travel through Ray's object store: check `ray status` for object store memory"
 
 
-def bytes_in_use(kind: str) -> int:
-    if kind == "gpu":
-        return torch.cuda.memory_allocated()
-    return 0
-
-
 def env_for(kind: str) -> dict[str, str]:
     env = dict(deepspeed_accelerator_env(kind))
     env.update(local_rank_env(kind))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,10 +119,3 @@ def upvote_pairs(questions: list[Question]) -> tuple[list[PreferencePair], PairC
             pairs.append(PreferencePair(question.speech, hi.text, lo.text, float(hi.upvotes), float(lo.upvotes)))
     counts.pairs = len(pairs)
     return pairs, counts
-
-
-def group_by_speech(pairs: list[PreferencePair]) -> dict[str, list[PreferencePair]]:
-    grouped: dict[str, list[PreferencePair]] = defaultdict(list)
-    for pair in pairs:
-        grouped[pair.speech.id].append(pair)
-    return grouped
