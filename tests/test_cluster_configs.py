@@ -16,6 +16,9 @@ from tests.conftest import REPO_ROOT, compose
 LAYOUTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "cluster").glob("*.yaml"))
 GPU_LAYOUTS = [name for name in LAYOUTS if name.startswith("gpu_")]
 MODELS = sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml"))
+# GPU layouts are sized for the hub checkpoints (model.path set); the locally built models
+# (model.path null) use the recipe's small CPU batches, meant for the CPU layouts.
+HUB_MODELS = [m for m in MODELS if compose([f"model={m}"]).model.path is not None]
 
 
 def overrides_for(layout: str, model: str) -> list[str]:
@@ -28,10 +31,11 @@ def overrides_for(layout: str, model: str) -> list[str]:
 def test_the_expected_layouts_exist():
     assert {"local_cpu", "gpu_1x8", "gpu_2x8", "gpu_4x8", "two_node_cpu"} <= set(LAYOUTS)
     assert {"tiny", "llama3_3b", "llama3_8b"} <= set(MODELS)
+    assert {"llama3_3b", "llama3_8b"} <= set(HUB_MODELS) and "tiny" not in HUB_MODELS
 
 
 @pytest.mark.parametrize("layout, model", [(layout, model) for layout in LAYOUTS for model in MODELS
-                                           if (layout in GPU_LAYOUTS) == (model != "tiny")])
+                                           if (layout in GPU_LAYOUTS) == (model in HUB_MODELS)])
 def test_layout_composes_and_fits(layout, model):
     run = load_config(compose(overrides_for(layout, model)))
     c, need = run.cluster, demand(run)
