@@ -68,10 +68,12 @@ def load_bucket(worker, names: list[str], handles_by_gpu: dict) -> int:
 
 
 def sync_colocated(trainers, generators, *, bucket_bytes: int, timeout_s: float) -> int:
+    from rlhf.cluster import get_all
+
     refs = [a.__ray_call__.remote(_send_buckets, generators.actors, bucket_bytes, timeout_s) for a in trainers.actors]
-    ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
-    if pending:
+    try:  # the first rank to fail raises its own error, without waiting for ranks stuck behind it
+        return max(get_all(refs, timeout_s=timeout_s))
+    except TimeoutError:
         raise ColocatedSyncError(
-            f"colocated weight sync did not finish within {timeout_s:.0f}s ({len(pending)} of {len(refs)} trainer "
-            "ranks pending): a rank may be stuck gathering ZeRO-3 shards; check that every trainer rank is alive")
-    return max(ray.get(ready))
+            f"colocated weight sync did not finish within {timeout_s:.0f}s: a trainer rank may be stuck gathering "
+            "ZeRO-3 shards or an engine loading a bucket; check that every trainer rank and generator is alive") from None
