@@ -11,7 +11,7 @@ ARGS   ?=
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 export RAY_AUTH_MODE := disabled
 
-.PHONY: run test test-slow install clean
+.PHONY: run test test-slow bench install clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
+
+# Throughput against TRL, phase breakdown, scaling (docs/benchmark.md). ARGS="--quick" for a short run.
+bench: $(STAMP)
+	$(BIN)/pip install -q -e ".[cpu,bench]"
+	$(BIN)/python -m rlhf.bench $(ARGS)
 
 clean:
 	rm -rf runs outputs multirun .cache .pytest_cache

