@@ -74,7 +74,7 @@ def test_page_and_plot_from_json(tmp_path):
     path = tmp_path / "t.json"
     path.write_text(json.dumps(results))
     doc = tmp_path / "benchmark.md"
-    assert report.main([str(path), str(doc)]) == 0
+    assert report.main([str(path), "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert "python -m rlhf.bench --quick" in text and "2 CPU cores" in text
     assert "1.36x" in text  # 15 / 11 rounds-per-hour ratio, read from the JSON
@@ -100,3 +100,15 @@ def test_quick_benchmark_runs(tmp_path):
                  "--out", str(tmp_path), "--doc", str(tmp_path / "b.md"), "--name", "t"]) == 0
     data = json.loads((tmp_path / "t.json").read_text())
     assert data["runs"][0]["rounds"] and (tmp_path / "b.md").exists()
+
+
+def test_merging_a_second_model(tmp_path):
+    first, second = synthetic(), synthetic()
+    second["models"] = {"small": {"params": 30_000_000, "dtype": "bfloat16"}}
+    for run in second["runs"]:
+        run.update(model="small", dtype="bfloat16")
+    second["hf_generate"][0].update(model="small", dtype="bfloat16")
+    merged = report.merge([first, second])
+    a = report.analyse(merged)
+    assert [c["model"] for c in a["comparisons"]] == ["tiny", "small"]
+    assert len(a["layout_scaling"]) == 2  # scaling rows come from the first model only
