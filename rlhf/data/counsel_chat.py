@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf.data.errors import DataError
+from rlhf.data.errors import DataError, not_utf8_error
 from rlhf.data.records import PreferencePair, SFTExample, Speech
 
 csv.field_size_limit(16 * 1024 * 1024)  # long speeches are read (and cut to the token budget later)
@@ -86,12 +86,7 @@ def read_questions(path: str | Path, split: str) -> list[Question]:
                 if answer:
                     questions[qid].answers.append(Answer(answer, upvotes))
     except UnicodeDecodeError:
-        for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError(str(path), "not UTF-8 text", line=number, hint="re-encode the file as UTF-8") from None
-        raise DataError(str(path), "not UTF-8 text", hint="re-encode the file as UTF-8") from None
+        raise not_utf8_error(path) from None
     except csv.Error as err:
         raise DataError(str(path), f"broken CSV ({err})", line=line + 1,
                         hint=f"fields are limited to {MAX_FIELD_BYTES >> 20} MiB") from None

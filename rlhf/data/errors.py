@@ -13,3 +13,16 @@ class DataError(ValueError):
             message += f" ({hint})"
         super().__init__(message)
         self.path, self.line, self.problem = str(path), line, problem
+
+
+def not_utf8_error(path) -> DataError:
+    """The error for a file that is not UTF-8, naming its first bad line (a decoder's offsets are
+    within its buffer, so the file is decoded line by line)."""
+    from pathlib import Path
+
+    for number, raw in enumerate(Path(path).read_bytes().split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return DataError(str(path), "not UTF-8 text", line=number, hint="re-encode the file as UTF-8")
+    return DataError(str(path), "not UTF-8 text", hint="re-encode the file as UTF-8")

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rlhf.data.errors import DataError
+from rlhf.data.errors import DataError, not_utf8_error
 from rlhf.data.records import Speech
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -66,16 +66,6 @@ def _check_columns(path: Path, present, columns, line: int | None) -> None:
     if missing:
         raise DataError(str(path), f"missing column(s) {missing}", line=line,
                         hint=f"the file has {sorted(present)}; map yours with prefs.speeches.columns")
-
-
-def _first_non_utf8_line(path: Path) -> DataError:
-    """The decoder reports offsets within its buffer, so find the line by decoding line by line."""
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return DataError(str(path), "not UTF-8 text", line=number, hint="re-encode the file as UTF-8")
-    return DataError(str(path), "not UTF-8 text", hint="re-encode the file as UTF-8")
 
 
 def _read_csv(path: Path, columns) -> list[tuple[int, dict]]:
@@ -143,7 +133,7 @@ def read_speeches(path: str | Path, columns, fmt: str = "auto") -> list[tuple[in
     try:
         rows = reader(path, columns)
     except UnicodeDecodeError:
-        raise _first_non_utf8_line(path) from None
+        raise not_utf8_error(path) from None
     if not rows:
         raise DataError(str(path), "no rows", hint="the file has a header or schema but no speeches")
     return [(line, Speech(*_speech(row, columns, line))) for line, row in rows]
