@@ -35,6 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--micro", type=int, default=4, help="our pairs per rank per forward pass")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
     p.add_argument("--name", help="results name (default quick / full)")
+    p.add_argument("--note", default="", help="a sentence for the results page (e.g. what was left out and why)")
     p.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
     p.add_argument("--doc", default=str(REPO_ROOT / "docs" / "benchmark.md"), help="results page ('' = none)")
     args = p.parse_args(argv)
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     threads = os.cpu_count() or 1
     started = time.time()
     results: dict = {"meta": {"command": "python -m rlhf.bench " + shlex.join(sys.argv[1:] if argv is None else argv),
-                              "name": args.name, "quick": args.quick,
+                              "name": args.name, "quick": args.quick, "note": args.note,
                               "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                               "machine": machine(), "versions": versions(),
                               "settings": {"rounds": args.rounds, "warmup": args.warmup, "batch_size": args.batch,

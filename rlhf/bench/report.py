@@ -194,6 +194,10 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
          "\n**This is a quick-mode run** (tiny model, small speech counts): the full sweep "
          "(`python -m rlhf.bench`, tiny and small models, 64/128/256 speeches) did not fit the time available; "
          "run it to fill the small-model rows.\n",
+         *([f"**Note:** {meta['note']}", ""] if meta.get("note") else []),
+         "Settings: models " + ", ".join(f"{k} ({v['dtype']})" for k, v in a["models"].items()) + "; speeches per round "
+         f"{', '.join(map(str, s['speeches']))} (sweep on the first model); layouts (engines x ranks) "
+         + ", ".join(f"{e}x{r}" for e, r in s["layouts"]) + f"; {s['rounds']} timed round(s) after {s['warmup']} warm-up.", "",
          "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".", "",
          "## Same work, both systems", "",
          f"Each round: the same speeches (our round sampler, seed 0), **2 samples per speech** (TRL's only setting), "
