@@ -112,3 +112,12 @@ def test_merging_a_second_model(tmp_path):
     a = report.analyse(merged)
     assert [c["model"] for c in a["comparisons"]] == ["tiny", "small"]
     assert len(a["layout_scaling"]) == 2  # scaling rows come from the first model only
+
+
+def test_merged_sweep_adds_speech_counts():
+    first, sweep = synthetic(), synthetic()
+    sweep["runs"] = [{**sweep["runs"][0], "rounds": [_round(128, False, 40.0, 10, 3, 25, 1, 16000, 80000)]}]
+    sweep["hf_generate"] = []
+    a = report.analyse(report.merge([first, sweep]))
+    assert [s["speeches"] for s in a["speech_scaling"]] == [32, 64, 128]
+    assert len(a["layout_scaling"]) == 2 and len(a["comparisons"]) == 1

@@ -67,14 +67,18 @@ def analyse(results: dict) -> dict:
                 row["trained_tokens_per_s_ratio"] = ours["trained_tokens_per_s"] / max(trl["trained_tokens_per_s"], 1e-9)
             out["comparisons"].append(row)
         if head and model == next(iter(models)):
-            for m in sorted({r["speeches"] for r in head["rounds"]}):
-                s = summarise(head, m, params, peak)
+            # every run of this layout (a merged sweep file adds speech counts); the first run with a value wins
+            heads = [r for r in runs if r["system"] == "ours" and (r["engines"], r["ranks"]) == head_layout]
+            for m in sorted({r["speeches"] for h in heads for r in h["rounds"]}):
+                s = next((x for x in (summarise(h, m, params, peak) for h in heads) if x), None)
                 if s:
                     out["speech_scaling"].append(s)
+            seen = set()
             for run in runs:
-                if run["system"] == "ours":
+                if run["system"] == "ours" and (run["engines"], run["ranks"]) not in seen:
                     s = summarise(run, first_m, params, peak)
                     if s:
+                        seen.add((run["engines"], run["ranks"]))
                         out["layout_scaling"].append(s)
         for hf in results.get("hf_generate", []):
             if hf["model"] == model and ours:
@@ -185,8 +189,7 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
          f"(plots: [`{Path(png_path).name}`]({rel(png_path)})). Measured {meta['date']} with:", "",
          "```bash", f".venv/bin/{meta['command']}",
          *[f".venv/bin/{m['command']}   # {m['date']}" for m in meta.get("merged_commands", [])],
-         *([".venv/bin/python -m rlhf.bench.report " + " ".join(meta.get("merged_files", []))]
-           if meta.get("merged_files") else []), "```", "",
+         *([f".venv/bin/{meta['report_command']}"] if meta.get("report_command") else []), "```", "",
          f"**Machine: {m['cpus']} CPU cores ({m['cpu_model'] or 'unknown CPU'}), {m['memory_gib']} GiB, no GPU**, "
          "shared with other work while it ran, so figures carry noise of that order. Everything (Ray actors, "
          "vLLM, DeepSpeed ranks, TRL) ran on these cores; on a GPU cluster the balance of phases is different.",
@@ -380,12 +383,20 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rlhf.bench.report")
     p.add_argument("results", nargs="+")
     p.add_argument("--doc", default=str(REPO_ROOT / "docs" / "benchmark.md"))
+    p.add_argument("--note", help="replace the page's note (e.g. how merged files were run)")
     args = p.parse_args(argv)
     path = Path(args.results[0])
     loaded = [json.loads(Path(r).read_text()) for r in args.results]
     merged = merge(loaded) if len(loaded) > 1 else loaded[0]
+    if args.note is not None:
+        merged["meta"]["note"] = args.note
     if len(loaded) > 1:
         merged["meta"]["merged_files"] = [os.path.relpath(Path(r).resolve(), REPO_ROOT) for r in args.results]
+        import shlex
+        import sys
+
+        merged["meta"]["report_command"] = "python -m rlhf.bench.report " + shlex.join(
+            sys.argv[1:] if argv is None else argv)
         path = path.with_name(path.stem + "+" + "+".join(Path(r).stem for r in args.results[1:]) + ".json")
         path.write_text(json.dumps(merged, indent=1))
     analysis = analyse(merged)
