@@ -251,13 +251,14 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
         first = a["speech_scaling"][0]
         L += [f"## Scaling with speeches per round ({first['model']}, {first['dtype']}, "
               f"{first['engines']} engine x {first['ranks']} ranks)", "",
-              "| speeches | generate s | score s | train s | weight sync s | round s | generated tok/s | trained tok/s |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| speeches | generate s | score s | train s | weight sync s | round s | generated tok/s | trained tok/s | "
+              "timed rounds | load before/after (that run) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
         for r in a["speech_scaling"]:
             p = r["phases"]
             L.append(f"| {r['speeches']} | {_f(p['generate'])} | {_f(p['score'])} | {_f(p['train'])} | "
                      f"{_f(p['weight_sync'], 3)} | {_f(r['round_seconds'])} | {_f(r['generated_tokens_per_s'], 0)} | "
-                     f"{_f(r['trained_tokens_per_s'], 0)} |")
+                     f"{_f(r['trained_tokens_per_s'], 0)} | {r['rounds']} | {_load(r.get('load_avg_1m'))} |")
         L.append("")
     if a["layout_scaling"]:
         first = a["layout_scaling"][0]
