@@ -137,6 +137,15 @@ def test_launch_runs_the_recipe_and_leaves_its_records(tmp_path):
         assert isinstance(record[key], (int, float)), key
     assert set(record["seconds"]) >= {"generate", "score", "train", "weight_sync"}
 
+    # the dev-split evaluation ran inside the round, picked a best checkpoint and wrote its report
+    assert 0.0 <= record["dev_win_rate_lo"] <= record["dev_win_rate"] <= record["dev_win_rate_hi"] <= 1.0
+    assert record["dev_speeches"] > 0
+    assert summary["online_dpo"]["best_checkpoint"].endswith("policy_round_001")
+    report = (run_dir / "eval" / "report.md").read_text()
+    assert "Judge: the reward model" in report and "best round 1" in report
+    assert (run_dir / "eval" / "winrate_per_round.png").stat().st_size > 1000
+    assert "dev eval      : best round 1" in proc.stdout
+
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     for name in ("sft", "policy_round_001"):

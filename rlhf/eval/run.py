@@ -347,7 +347,7 @@ def summary_lines(results: dict) -> list[str]:
             lines.append("dev eval      : no round was evaluated")
     for p in results.get("policies", []):
         for variant, r in p["results"].items():
-            lines.append(f"eval {p['name'][:9]:<9}: {variant.replace('_', ' ')} win rate {pct(r['win_rate'])} vs "
+            lines.append(f"eval          : {p['name']} {variant.replace('_', ' ')}: win rate {pct(r['win_rate'])} vs "
                          f"reference (judge: {who}, unscored {r['unscored']})")
     rm = results.get("rm_metrics")
     if rm:
