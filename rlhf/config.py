@@ -40,6 +40,7 @@ class ModelConfig:
     trust_remote_code: bool = False
     max_prompt_len: int = 192
     max_response_len: int = 64
+    gradient_checkpointing: bool = False
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 

@@ -22,6 +22,7 @@ class TrainerGroup:
         address, port = ray.get(self.group.actors[0].address.remote())
         self.group.call("init_process_group", address, port)
         self.dtype = run.device.dtype
+        self.gradient_checkpointing = run.model.gradient_checkpointing
         self.optim: OptimConfig | None = None
 
     @property
@@ -33,7 +34,7 @@ class TrainerGroup:
         self.group.call("load", kind, model_dir, lr=optim.lr, micro_batch=optim.micro_batch,
                         accumulation=accumulation_steps(optim, self.world_size), weight_decay=optim.weight_decay,
                         grad_clip=optim.grad_clip, dtype=self.dtype, reference_dir=reference_dir,
-                        beta=getattr(optim, "beta", 0.1))
+                        beta=getattr(optim, "beta", 0.1), gradient_checkpointing=self.gradient_checkpointing)
 
     def plan(self, items: list, epochs: int, seed: int) -> list:
         """Optimizer steps -> per-rank micro-batches (see batching.plan_steps)."""

@@ -59,7 +59,7 @@ class TrainerRank:
 
     def load(self, kind: str, model_dir: str, *, lr: float, micro_batch: int, accumulation: int,
              weight_decay: float = 0.0, grad_clip: float = 1.0, dtype: str = "float32",
-             reference_dir: str | None = None, beta: float = 0.1) -> None:
+             reference_dir: str | None = None, beta: float = 0.1, gradient_checkpointing: bool = False) -> None:
         """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -82,6 +82,8 @@ class TrainerRank:
         else:
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, use_safetensors=True)
         model.config.use_cache = False
+        if gradient_checkpointing:  # recompute each layer's activations in backward: memory for compute
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.engine, *_ = deepspeed.initialize(model=model, config=train_config,
                                                model_parameters=[p for p in model.parameters() if p.requires_grad])
         if kind == "dpo":
