@@ -16,6 +16,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo", "build_prefs", "eval")
 RECIPE = ("sft", "reward", "online_dpo")
+TRUNCATED = ("rank_last", "drop", "keep")  # what a response cut at the token limit counts as (rlhf.pairs)
+SCHEDULES = ("constant", "cosine")  # after linear warm-up: hold the rate, or decay it to ~0 by the last step
 
 
 class ConfigError(ValueError):
@@ -34,9 +36,23 @@ class TinyModelConfig:
 
 
 @dataclass
+class GgufSource:
+    """A GGUF file shipped inside an installed Python package (rlhf.models.gguf)."""
+
+    package: str = ""           # importable package that holds the file
+    distribution: str = ""      # its pip name, whose dist-info holds the licence
+    file: str = ""              # the GGUF file's name inside the package
+    sha256: str = ""            # expected digest; a different file is refused
+    licence: str = ""           # SPDX id, recorded with the converted checkpoint
+    install_hint: str = ""      # what to run when the package is missing
+
+
+@dataclass
 class ModelConfig:
     name: str = "tiny"
     path: Optional[str] = None
+    gguf: Optional[GgufSource] = None
+    cache_dir: str = ".cache/models"
     trust_remote_code: bool = False
     max_prompt_len: int = 192
     max_response_len: int = 64
@@ -114,6 +130,8 @@ class OptimConfig:
     grad_clip: float = 1.0
     batch_size: int = 16
     micro_batch: int = 8
+    warmup_steps: int = 0
+    schedule: str = "constant"
 
 
 @dataclass
@@ -135,6 +153,7 @@ class OnlineConfig(DPOConfig):
     temperature: float = 1.0
     top_p: float = 1.0
     min_reward_gap: float = 0.0
+    truncated: str = "rank_last"
     refresh_reference: bool = False
     save_every_round: bool = True
 
@@ -273,6 +292,7 @@ class TrackingConfig:
 @dataclass
 class RunConfig:
     stage: str = "recipe"
+    recipe: List[str] = field(default_factory=lambda: list(RECIPE))
     run_dir: str = "runs/default"
     seed: int = 0
     save_every_steps: int = 50
@@ -292,7 +312,7 @@ class RunConfig:
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return RECIPE if self.stage == "recipe" else (self.stage,)
+        return tuple(self.recipe) if self.stage == "recipe" else (self.stage,)
 
 
 def load_config(cfg: DictConfig) -> RunConfig:
@@ -321,6 +341,9 @@ def validate(run: RunConfig) -> None:
     errors = []
     if run.stage not in STAGES:
         errors.append(f"stage={run.stage!r} is not one of {STAGES}")
+    if not run.recipe or [s for s in run.recipe if s not in RECIPE] or list(run.recipe) != sorted(
+            run.recipe, key=RECIPE.index):
+        errors.append(f"recipe={list(run.recipe)} must be stages of {list(RECIPE)}, in that order")
     if run.device.kind not in ("cpu", "gpu"):
         errors.append(f"device.kind={run.device.kind!r} must be cpu or gpu")
     if run.device.dtype not in ("float32", "bfloat16", "float16"):
@@ -337,17 +360,23 @@ def validate(run: RunConfig) -> None:
                           f"cluster={layout.name}): change {name}.batch_size, {name}.micro_batch or the ranks")
         if optim.lr <= 0 or optim.epochs < 1:
             errors.append(f"{name}.lr must be > 0 and {name}.epochs >= 1")
+        if optim.schedule not in SCHEDULES or optim.warmup_steps < 0:
+            errors.append(f"{name}.schedule={optim.schedule!r} must be one of {SCHEDULES}, "
+                          f"{name}.warmup_steps >= 0")
     online = run.online
     if online.samples_per_speech < 2:
         errors.append(f"online.samples_per_speech={online.samples_per_speech}: need at least 2 to form a pair")
+    if online.truncated not in TRUNCATED:
+        errors.append(f"online.truncated={online.truncated!r} must be one of {TRUNCATED}")
     if online.rounds < 1 or online.speeches_per_round < 1:
         errors.append("online.rounds and online.speeches_per_round must be >= 1")
     if run.device.kind == "cpu" and (layout.trainer.gpus_per_rank or layout.generator.gpus_per_engine
                                      or layout.reward.gpus_per_actor):
         errors.append(f"cluster={layout.name} asks for GPUs but device=cpu; use device=gpu or a CPU layout")
-    if run.model.path is None and run.model.tiny.head_dim not in (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512):
+    built = run.model.path is None and run.model.gguf is None  # the tiny model, built at start-up
+    if built and run.model.tiny.head_dim not in (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512):
         errors.append(f"model.tiny.head_dim={run.model.tiny.head_dim}: vLLM's CPU attention supports 32, 64, 80, ..., 256")
-    if run.model.max_prompt_len + run.model.max_response_len > run.model.tiny.max_position_embeddings and run.model.path is None:
+    if built and run.model.max_prompt_len + run.model.max_response_len > run.model.tiny.max_position_embeddings:
         errors.append("model.max_prompt_len + model.max_response_len exceeds model.tiny.max_position_embeddings")
     if run.reward.source not in ("local", "remote"):
         errors.append(f"reward.source={run.reward.source!r} must be local or remote")

@@ -28,6 +28,7 @@ from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
 from rlhf.pairs import select_pairs
 from rlhf.sync.weight_sync import sync_weights
+from rlhf.training.batching import EncodedPair
 
 WEIGHT_BUCKET_BYTES = 256 << 20
 SYNC_TIMEOUT_S = 600.0
@@ -51,14 +52,29 @@ class PhaseTimer:
 
 
 def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tokens: int, seed: int):
-    """Split prompts into contiguous chunks, one per engine; results come back in prompt order."""
+    """Split prompts into contiguous chunks, one per engine; results come back in prompt order,
+    with each sampled token's log-probability under the policy that sampled it."""
     engines = generators.actors
     size = -(-len(prompts) // len(engines))
     refs = [engine.generate.remote(prompts[i * size:(i + 1) * size], n=online.samples_per_speech,
                                    temperature=online.temperature, top_p=online.top_p,
-                                   max_tokens=max_tokens, seed=seed + i)
+                                   max_tokens=max_tokens, seed=seed + i, logprobs=True)
             for i, engine in enumerate(engines)]
     return [samples for chunk in ray.get(refs) for samples in chunk]
+
+
+def k3_kl(sampled: list[list[float]], reference: list[list[float]]) -> float:
+    """KL(policy || reference) per token, estimated on tokens the policy sampled (Schulman's k3:
+    r - 1 - log r with r = p_ref / p_policy; unbiased, never negative)."""
+    import math
+
+    total, count = 0.0, 0
+    for policy_row, reference_row in zip(sampled, reference):
+        for p, q in zip(policy_row, reference_row):
+            log_ratio = q - p
+            total += math.exp(log_ratio) - 1.0 - log_ratio
+            count += 1
+    return total / count if count else 0.0
 
 
 class OnlineDPO:
@@ -94,6 +110,7 @@ class OnlineDPO:
                 self.generators, prompts, online, self.encoder.max_response_len,
                 seed=self.seed * 1_000_003 + round_index * 1009))
         responses = [[s.text for s in per_speech] for per_speech in samples]
+        finished = [[s.finished for s in per_speech] for per_speech in samples]
         tokens_generated = sum(len(s.token_ids) for per_speech in samples for s in per_speech)
 
         with timer.phase("score"):
@@ -105,27 +122,36 @@ class OnlineDPO:
         if self.log_samples:
             self.tracker.log_samples(round_index + 1, [(s, r, w) for (s, r), w in
                                                        zip(flat[: self.log_samples], flat_rewards)])
-        pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap)
+        pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap, finished, online.truncated)
+        flat_samples = [s for per_speech in samples for s in per_speech]
         if self.pairs_dir is not None:
-            write_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs)
-        encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs]
+            write_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs, [s.finished for s in flat_samples])
+        # Train on exactly the tokens the policy sampled (a finished response ends with its EOS, a
+        # cut one does not); their sampling log-probabilities are the policy's before the update.
+        chosen = [flat_samples[p.chosen_index] for p in pairs]
+        rejected = [flat_samples[p.rejected_index] for p in pairs]
+        encoded = [EncodedPair(prompts[p.chosen_index // k], c.token_ids, r.token_ids)
+                   for p, c, r in zip(pairs, chosen, rejected)]
 
         def train_and_sync() -> dict:
             """One unit for recovery: if a trainer rank dies in either phase, both are redone."""
             with timer.phase("train"):
                 if online.refresh_reference and round_index > 0:
                     self.trainers.refresh_reference()
-                before = self.trainers.evaluate(encoded, pad_id)
-                steps = self.trainers.plan(encoded, online.epochs, self.seed + round_index)
-                losses = [self.trainers.train_step(step, pad_id)["loss"] for step in steps]
-                after = self.trainers.evaluate(encoded, pad_id)
+                with_reference, reference = self.trainers.with_reference(encoded, pad_id)
+                steps = self.trainers.plan(with_reference, online.epochs, self.seed + round_index)
+                results = [self.trainers.train_step(step, pad_id) for step in steps]
+                last_epoch = results[-(len(steps) // online.epochs):]
             with timer.phase("weight_sync"):
                 self._sync()
-            return {"dpo_loss": statistics.fmean(losses), "optimizer_steps": len(steps),
-                    "implicit_reward_accuracy": after["implicit_accuracy"],
-                    "implicit_reward_margin": after["implicit_margin"],
-                    "kl_to_reference": after["kl_per_token"],
-                    "logp_margin_before": before["logp_margin"], "logp_margin_after": after["logp_margin"]}
+            sampled = [s.logprobs for s in chosen] + [s.logprobs for s in rejected]
+            return {"dpo_loss": statistics.fmean(r["loss"] for r in results), "optimizer_steps": len(steps),
+                    "implicit_reward_accuracy": statistics.fmean(r["implicit_accuracy"] for r in last_epoch),
+                    "implicit_reward_margin": statistics.fmean(r["implicit_margin"] for r in last_epoch),
+                    "kl_to_reference": k3_kl(sampled, [c for c, _ in reference] + [r for _, r in reference]),
+                    "logp_margin_before": statistics.fmean(sum(c.logprobs) - sum(r.logprobs)
+                                                           for c, r in zip(chosen, rejected)),
+                    "logp_margin_after": statistics.fmean(r["logp_margin"] for r in last_epoch)}
 
         train = self._with_recovery("train", events, self._recover_trainers, train_and_sync) if encoded else {}
 
@@ -145,6 +171,9 @@ class OnlineDPO:
             "pairs": pair_stats.pairs,
             "pairs_dropped_small_gap": pair_stats.dropped_small_gap,
             "pairs_dropped_identical": pair_stats.dropped_identical,
+            "pairs_dropped_unfinished": pair_stats.dropped_unfinished,
+            "truncated_samples": pair_stats.truncated,
+            "truncated_share": pair_stats.truncated / max(len(flat), 1),
             "tokens_generated": tokens_generated,
             "mean_response_tokens": tokens_generated / max(len(flat), 1),
             **train,
@@ -207,21 +236,24 @@ class OnlineDPO:
                 yield record
 
 
-def write_pairs(path: Path, pairs: list) -> None:
+def write_pairs(path: Path, pairs: list, finished: list[bool]) -> None:
     """The round's preference pairs, kept on this machine in the run directory (never logged)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w") as handle:
         for p in pairs:
             handle.write(json.dumps({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
-                                     "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score}) + "\n")
+                                     "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score,
+                                     "chosen_finished": finished[p.chosen_index],
+                                     "rejected_finished": finished[p.rejected_index]}) + "\n")
     os.replace(tmp, path)
 
 
 def format_round(record: dict, rounds: int) -> str:
     s = record["seconds"]
     line = (f"round {record['round']}/{rounds}: reward {record['reward_mean']:+.3f} ± {record['reward_std']:.3f}, "
-            f"pairs {record['pairs']} (dropped {record['pairs_dropped_small_gap'] + record['pairs_dropped_identical']})")
+            f"pairs {record['pairs']} (dropped {record['pairs_dropped_small_gap'] + record['pairs_dropped_identical'] + record['pairs_dropped_unfinished']}), "
+            f"truncated {100 * record['truncated_share']:.0f}%")
     if "dpo_loss" in record:
         line += (f", dpo loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
                  f"KL/token {record['kl_to_reference']:.4f}")

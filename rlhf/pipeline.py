@@ -51,6 +51,14 @@ def package_versions() -> dict:
     return versions
 
 
+def online_steps(online) -> int:
+    """Upper bound on the online rounds' optimizer steps (every speech giving a pair): the length
+    of a cosine schedule over all rounds."""
+    from rlhf.training.group import planned_steps
+
+    return online.rounds * planned_steps(online.speeches_per_round, online)
+
+
 class Pipeline:
     def __init__(self, run: RunConfig, resolved_config: dict):
         self.run = run
@@ -148,6 +156,10 @@ class Pipeline:
                 raise DataError(model.path, "model directory not found",
                                 hint="check model.path (a local directory, or a hub name like org/model)")
             return model.path  # a hub name
+        if model.gguf is not None:  # a pretrained model shipped in a package: converted once, then cached
+            from rlhf.models.gguf import convert
+
+            return str(convert(model.gguf, resolve_path(model.cache_dir) / model.name))
         from rlhf.models.tiny import build_tiny_model
 
         base = self.checkpoints / "base"
@@ -220,13 +232,14 @@ class Pipeline:
 
     # -- stages --------------------------------------------------------------------------------------
     def stage_sft(self) -> None:
+        from rlhf.training.group import planned_steps
         from rlhf.training.stages import train_steps
 
         cfg = self.run.sft
         examples = counsel_chat.sft_examples(self.train_questions)[: self.run.data.max_sft_examples]
         encoded = [self.encoder.example(e.speech.text, e.answer) for e in examples]
         val = [self.encoder.example(e.speech.text, e.answer) for e in counsel_chat.sft_examples(self.val_questions)]
-        self.trainers.load("sft", self.policy_dir, cfg)
+        self.trainers.load("sft", self.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
         last = train_steps(self.trainers, self.tracker, "sft", encoded, cfg, self.tokenizer.pad_token_id, self.run.seed,
                            **self._resumable("sft"))
         val_loss = self.trainers.evaluate(val, self.tokenizer.pad_token_id)["loss"]
@@ -239,6 +252,7 @@ class Pipeline:
     def stage_reward(self) -> None:
         from rlhf.models.reward_model import reward_config_fields
         from rlhf.training.batching import Encoded
+        from rlhf.training.group import planned_steps
         from rlhf.training.stages import train_steps
 
         cfg = self.run.reward_training
@@ -248,7 +262,7 @@ class Pipeline:
         train_pairs = train_pairs[: self.run.data.max_pairs]
         val_pairs = val_pairs[: cfg.eval_pairs]
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in train_pairs]
-        self.trainers.load("reward", self.policy_dir, cfg)
+        self.trainers.load("reward", self.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
         last = train_steps(self.trainers, self.tracker, "reward", encoded, cfg, pad, self.run.seed,
                            **self._resumable("reward"))
 
@@ -286,12 +300,15 @@ class Pipeline:
         self.tracker.summary({f"prefs/{k}": v for k, v in counts.items() if isinstance(v, int)})  # counts only
 
     def stage_offline_dpo(self) -> None:
+        from rlhf.training.group import planned_steps
         from rlhf.training.stages import train_steps
 
         cfg = self.run.offline
         pairs, _ = self._preference_pairs("train")
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in pairs[: self.run.data.max_pairs]]
-        self.trainers.load("dpo", self.policy_dir, cfg, reference_dir=self.policy_dir)
+        self.trainers.load("dpo", self.policy_dir, cfg, reference_dir=self.policy_dir,
+                           total_steps=planned_steps(len(encoded), cfg))
+        encoded, _ = self.trainers.with_reference(encoded, self.tokenizer.pad_token_id)
         last = train_steps(self.trainers, self.tracker, "offline_dpo", encoded, cfg, self.tokenizer.pad_token_id,
                            self.run.seed, **self._resumable("offline_dpo"))
         self.policy_dir = self._save("offline_dpo")
@@ -332,7 +349,8 @@ class Pipeline:
 
         run, online = self.run, self.run.online
         self.online_init = self.policy_dir  # policy start and DPO reference
-        self.trainers.load("dpo", self.online_init, online, reference_dir=self.online_init)
+        self.trainers.load("dpo", self.online_init, online, reference_dir=self.online_init,
+                           total_steps=online_steps(online))
         start = time.perf_counter()
         self.generators = self._generators(self.policy_dir)
         self.scorer = self._scorer()
@@ -371,7 +389,8 @@ class Pipeline:
 
         self.trainers.kill()
         self.trainers = TrainerGroup(self.run, placement=getattr(self, "shared_placement", None))
-        self.trainers.load("dpo", self.online_init, self.run.online, reference_dir=self.online_init)
+        self.trainers.load("dpo", self.online_init, self.run.online, reference_dir=self.online_init,
+                           total_steps=online_steps(self.run.online))
         if self.state.progress("online_dpo").get("rounds_completed", 0):
             self.trainers.load_state(str(self.run_dir / "state" / "online_dpo"))
         self.results["trainer_recoveries"] = self.results.get("trainer_recoveries", 0) + 1

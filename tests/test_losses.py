@@ -43,19 +43,28 @@ def test_bradley_terry_loss_by_hand():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_sequence_logprobs_counts_only_response_tokens():
-    # vocabulary of 2, uniform logits -> every token has log-prob log(1/2)
-    logits = torch.zeros(1, 4, 2)
-    input_ids = torch.tensor([[0, 1, 1, 0]])
-    loss_mask = torch.tensor([[0, 0, 1, 1]])  # tokens 2 and 3 are the response
-    assert losses.sequence_logprobs(logits, input_ids, loss_mask).item() == pytest.approx(2 * math.log(0.5))
-    assert losses.nll_loss(logits, input_ids, loss_mask).item() == pytest.approx(math.log(2))
-
-
-def test_token_logprobs_use_the_next_token():
+def test_token_logprobs_are_log_softmax_at_the_target():
     logits = torch.tensor([[[10.0, 0.0], [0.0, 10.0], [0.0, 0.0]]])
-    input_ids = torch.tensor([[1, 0, 1]])
-    logp = losses.token_logprobs(logits, input_ids)
-    # position 0 predicts token 0 (likely), position 1 predicts token 1 (likely)
+    logp = losses.token_logprobs(logits, torch.tensor([[0, 1, 1]]))
     assert logp[0, 0].item() == pytest.approx(-math.log1p(math.exp(-10)), abs=1e-6)
     assert logp[0, 1].item() == pytest.approx(-math.log1p(math.exp(-10)), abs=1e-6)
+    assert logp[0, 2].item() == pytest.approx(math.log(0.5), abs=1e-6)
+
+
+def test_response_logprobs_of_a_padded_batch_equal_each_sequence_alone(tiny_model_dir):
+    """Prompts padded on the left, responses on the right, logits only for the response columns:
+    every response token's log-probability is what the model gives that sequence unpadded."""
+    from transformers import AutoModelForCausalLM
+
+    from rlhf.training.batching import Encoded, collate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    items = [Encoded([5, 6, 7, 8], [9, 10]), Encoded([5], [11, 12, 13, 14]), Encoded([7, 7], [9])]
+    with torch.no_grad():
+        logprobs, mask = losses.response_logprobs(model, collate(items, pad_id=0))
+        for row, item in enumerate(items):
+            ids = torch.tensor([item.prompt + item.response])
+            alone = model(input_ids=ids).logits[0, len(item.prompt) - 1:-1].log_softmax(-1)
+            expected = alone.gather(1, torch.tensor(item.response)[:, None])[:, 0]
+            assert mask[row].sum().item() == len(item.response)
+            assert torch.allclose(logprobs[row, :len(item.response)], expected, atol=1e-4)

@@ -33,3 +33,31 @@ def test_gap_below_margin_is_dropped_and_counted():
 def test_identical_texts_are_dropped_and_counted():
     pairs, stats = select_pairs(S[:1], [["same", "same "]], [[1.0, 0.0]], min_gap=0.0)
     assert pairs == [] and stats.dropped_identical == 1
+
+
+def test_rank_last_never_chooses_a_cut_response_and_rejects_it_first():
+    # the cut response (y) has the highest reward; the finished ones are x and z
+    pairs, stats = select_pairs(S[:1], [["x", "y", "z"]], [[0.5, 2.0, -1.0]], min_gap=0.0,
+                                finished=[[True, False, True]], truncated="rank_last")
+    assert [(p.chosen, p.rejected) for p in pairs] == [("x", "y")]
+    assert (pairs[0].chosen_index, pairs[0].rejected_index) == (0, 1)
+    assert stats.truncated == 1
+
+
+def test_rank_last_drops_a_speech_whose_responses_were_all_cut():
+    pairs, stats = select_pairs(S[:1], [["x", "y"]], [[0.5, 2.0]], min_gap=0.0,
+                                finished=[[False, False]], truncated="rank_last")
+    assert pairs == [] and stats.dropped_unfinished == 1 and stats.truncated == 2
+
+
+def test_drop_leaves_cut_responses_out_and_keep_ranks_them_by_reward():
+    done = [[True, False, True]]
+    pairs, _ = select_pairs(S[:1], [["x", "y", "z"]], [[0.5, 2.0, -1.0]], 0.0, done, truncated="drop")
+    assert [(p.chosen, p.rejected) for p in pairs] == [("x", "z")]
+    pairs, _ = select_pairs(S[:1], [["x", "y", "z"]], [[0.5, 2.0, -1.0]], 0.0, done, truncated="keep")
+    assert [(p.chosen, p.rejected) for p in pairs] == [("y", "z")]
+
+
+def test_sample_indices_count_across_the_round():
+    pairs, _ = select_pairs(S[:2], [["a", "b"], ["c", "d"]], [[0.0, 1.0], [2.0, 0.0]], min_gap=0.0)
+    assert [(p.chosen_index, p.rejected_index) for p in pairs] == [(1, 0), (2, 3)]

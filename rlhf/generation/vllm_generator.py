@@ -18,6 +18,7 @@ class Sample:
     text: str
     token_ids: list[int]
     finished: bool  # False when cut off by max_tokens
+    logprobs: list[float] | None = None  # the policy's log-probability of each sampled token (if asked)
 
 
 class Generator:
@@ -57,22 +58,25 @@ class Generator:
         return {"pid": os.getpid(), "vllm": vllm.__version__, "startup_seconds": self.startup_seconds}
 
     def generate(self, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
-                 max_tokens: int, seed: int | None = None) -> list[list[Sample]]:
+                 max_tokens: int, seed: int | None = None, logprobs: bool = False) -> list[list[Sample]]:
         """`n` samples per prompt. With `seed`, the engine's sampler is reseeded first, so the
         result depends only on (weights, prompts, seed) for a fixed layout. (Per-request seeds would
         not depend on the layout either, but vLLM's CPU backend cannot combine them with chunked
-        prefill.)"""
+        prefill.) `logprobs`: each sampled token's log-probability under the engine's weights
+        before temperature and top-p (vLLM's raw log-probs), i.e. the policy's own."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         if seed is not None:
             self.llm.collective_rpc("reseed", args=(seed,))
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                logprobs=0 if logprobs else None)
         self._wake()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
         self._sleep()  # colocated: free the GPU for scoring and training until the weight sync
-        return [[Sample(o.text, list(o.token_ids), o.finish_reason == "stop") for o in out.outputs]
-                for out in outputs]
+        return [[Sample(o.text, list(o.token_ids), o.finish_reason == "stop",
+                        [step[token].logprob for step, token in zip(o.logprobs, o.token_ids)] if logprobs else None)
+                 for o in out.outputs] for out in outputs]
 
     def greedy(self, prompts: list[list[int]], max_tokens: int) -> list[str]:
         from vllm import SamplingParams

@@ -21,6 +21,11 @@ HEAD = "score"
 OPENRLHF_HEADS = ("value_head", "score")
 
 
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, 1]: the last position whose attention mask is 1 (any padding side)."""
+    return attention_mask.size(1) - 1 - attention_mask.long().fliplr().argmax(dim=1, keepdim=True)
+
+
 def reward_at_last_token(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """One scalar per sequence: the value head at the last position whose attention mask is 1
     (works for left and right padding, as OpenRLHF does)."""
@@ -28,8 +33,7 @@ def reward_at_last_token(model, input_ids: torch.Tensor, attention_mask: torch.T
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids).last_hidden_state
     values = getattr(model, HEAD)(hidden).squeeze(-1)
-    last = attention_mask.size(1) - 1 - attention_mask.long().fliplr().argmax(dim=1, keepdim=True)
-    return values.gather(1, last).squeeze(1)
+    return values.gather(1, last_token_index(attention_mask)).squeeze(1)
 
 
 def find_value_head(model_dir: str | Path) -> str:

@@ -22,12 +22,23 @@ class Encoded:
     prompt: list[int]
     response: list[int]
 
+    def __len__(self) -> int:
+        return len(self.prompt) + len(self.response)
+
 
 @dataclass(frozen=True)
 class EncodedPair:
+    """A prompt with a chosen and a rejected response. `reference`: the frozen reference model's
+    log-probabilities of (chosen, rejected), computed once before a DPO pass and reused by every
+    step and epoch (None until then)."""
+
     prompt: list[int]
     chosen: list[int]
     rejected: list[int]
+    reference: tuple[float, float] | None = None
+
+    def __len__(self) -> int:  # tokens a forward pass runs through: what sorting by length sorts on
+        return 2 * len(self.prompt) + len(self.chosen) + len(self.rejected)
 
 
 class Encoder:
@@ -61,7 +72,11 @@ class Encoder:
         return chat_messages(self.system_prompt, self.truncate_speech(speech))
 
     def response(self, text: str) -> list[int]:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][: self.max_response_len - 1]
+        """A whole answer ends with EOS; one longer than max_response_len is cut there and gets none
+        (an answer cut mid-sentence is not a finished one, and must not teach the model to stop)."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= self.max_response_len:
+            return ids[: self.max_response_len]
         return ids + [self.tokenizer.eos_token_id]
 
     def example(self, speech: str, response: str) -> Encoded:
@@ -79,17 +94,24 @@ class Encoder:
 
 
 def collate(sequences: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids, attention_mask and loss_mask (1 on response tokens)."""
-    length = max(len(s.prompt) + len(s.response) for s in sequences)
-    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), length), dtype=torch.long)
-    loss_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    """One batch with every response starting at the same column: prompts right-aligned (padded on
+    the left), responses after them (padded on the right). A causal LM then needs logits only for
+    the last `response_width + 1` positions (`logits_to_keep`), which on a 49k vocabulary is most of
+    the logits' cost. position_ids count real tokens only, so padding never shifts positions."""
+    start = max(len(s.prompt) for s in sequences)
+    width = max(len(s.response) for s in sequences)
+    shape = (len(sequences), start + width)
+    input_ids = torch.full(shape, pad_id, dtype=torch.long)
+    attention = torch.zeros(shape, dtype=torch.long)
+    loss_mask = torch.zeros(shape, dtype=torch.long)
     for row, seq in enumerate(sequences):
-        ids = seq.prompt + seq.response
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        loss_mask[row, len(seq.prompt): len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask}
+        left, end = start - len(seq.prompt), start + len(seq.response)
+        input_ids[row, left:end] = torch.tensor(seq.prompt + seq.response)
+        attention[row, left:end] = 1
+        loss_mask[row, start:end] = 1
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask,
+            "position_ids": position_ids, "response_start": start}
 
 
 def collate_pairs(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
@@ -115,7 +137,16 @@ def plan_steps(items: list, world_size: int, micro_batch: int, accumulation: int
         shortfall = (-len(order)) % per_step
         order += [order[i % len(order)] for i in range(shortfall)]
         for start in range(0, len(order), per_step):
-            chunk = order[start: start + per_step]
+            # Within a step, items of similar length share micro-batches (less padding); the step's
+            # gradient is the same whichever micro-batch an item lands in.
+            chunk = sorted(order[start: start + per_step], key=_length)
             ranks = [chunk[r::world_size] for r in range(world_size)]
             steps.append([[rank[m * micro_batch:(m + 1) * micro_batch] for m in range(accumulation)] for rank in ranks])
     return steps
+
+
+def _length(item) -> int:
+    try:
+        return len(item)
+    except TypeError:  # items without a length (e.g. ints in tests) keep their shuffled order
+        return 0

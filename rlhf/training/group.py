@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ray
 
 from rlhf.cluster import Group, create_group, get_all
@@ -29,12 +31,15 @@ class TrainerGroup:
     def actors(self) -> list:
         return self.group.actors
 
-    def load(self, kind: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None) -> None:
+    def load(self, kind: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None,
+             total_steps: int = 0) -> None:
+        """`total_steps`: optimizer steps the stage will take (the cosine schedule's length)."""
         self.optim = optim
         self.group.call("load", kind, model_dir, lr=optim.lr, micro_batch=optim.micro_batch,
                         accumulation=accumulation_steps(optim, self.world_size), weight_decay=optim.weight_decay,
                         grad_clip=optim.grad_clip, dtype=self.dtype, reference_dir=reference_dir,
-                        beta=getattr(optim, "beta", 0.1), gradient_checkpointing=self.gradient_checkpointing)
+                        beta=getattr(optim, "beta", 0.1), gradient_checkpointing=self.gradient_checkpointing,
+                        warmup_steps=optim.warmup_steps, schedule=optim.schedule, total_steps=total_steps)
 
     def plan(self, items: list, epochs: int, seed: int) -> list:
         """Optimizer steps -> per-rank micro-batches (see batching.plan_steps)."""
@@ -52,18 +57,36 @@ class TrainerGroup:
         return _mean(per_step)
 
     def score(self, items: list, pad_id: int) -> list[float]:
-        """Reward-model scores of (prompt, response) items, in order. Every rank gets one
-        micro-batch per call (the last chunk padded by repetition), as ZeRO-3 requires."""
-        micro = self.optim.micro_batch
-        size = self.world_size * micro
-        padded = items + [items[i % len(items)] for i in range((-len(items)) % size)]
-        scores: list[float] = []
-        for start in range(0, len(padded), size):
-            chunk = padded[start: start + size]
-            parts = get_all([a.score.remote([chunk[r * micro:(r + 1) * micro]], pad_id)
-                             for r, a in enumerate(self.actors)])
-            scores += [s for part in parts for s in part]
-        return scores[: len(items)]
+        """Reward-model scores of (prompt, response) items, in order."""
+        return self._per_item("score", items, pad_id)
+
+    def reference_logprobs(self, pairs: list, pad_id: int) -> list[tuple[list[float], list[float]]]:
+        """The reference model's per-token log-probabilities of each pair's (chosen, rejected)."""
+        return self._per_item("reference_logprobs", pairs, pad_id)
+
+    def with_reference(self, pairs: list, pad_id: int) -> tuple[list, list]:
+        """(pairs carrying their reference log-probabilities for DPO, the per-token ones)."""
+        tokens = self.reference_logprobs(pairs, pad_id)
+        return [replace(p, reference=(sum(c), sum(r))) for p, (c, r) in zip(pairs, tokens)], tokens
+
+    def _per_item(self, method: str, items: list, pad_id: int) -> list:
+        """One result per item, in order, from a no-grad pass of every rank. Items run sorted by
+        length (less padding); every rank gets the same number of micro-batches, the last ones
+        padded by repetition, as ZeRO-3 requires."""
+        if not items:
+            return []
+        micro, world = self.optim.micro_batch, self.world_size
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        order += [order[i % len(order)] for i in range((-len(order)) % (world * micro))]
+        slices = [order[start: start + world * micro] for start in range(0, len(order), world * micro)]
+        per_rank = [[[items[i] for i in chunk[r * micro:(r + 1) * micro]] for chunk in slices] for r in range(world)]
+        parts = get_all([getattr(a, method).remote(per_rank[r], pad_id) for r, a in enumerate(self.actors)])
+        out: list = [None] * len(items)
+        for k, chunk in enumerate(slices):
+            for r in range(world):
+                for i, value in zip(chunk[r * micro:(r + 1) * micro], parts[r][k]):
+                    out[i] = value
+        return out
 
     def save(self, out_dir: str, extra_config: dict | None = None) -> None:
         self.group.call("save", out_dir, extra_config)
@@ -92,6 +115,12 @@ class TrainerGroup:
     def kill(self) -> None:
         """Tear down a broken group at once (a rank died: the others may be stuck in a collective)."""
         self.group.shutdown()
+
+
+def planned_steps(items: int, optim: OptimConfig) -> int:
+    """Optimizer steps of `epochs` passes over `items` examples or pairs (the last step of an epoch
+    is filled up, see batching.plan_steps)."""
+    return optim.epochs * -(-items // optim.batch_size)
 
 
 def _mean(results: list[dict]) -> dict:

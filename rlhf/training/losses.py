@@ -1,4 +1,4 @@
-"""The three losses the trainer runs: NLL (SFT), Bradley-Terry (reward model), DPO (policy)."""
+"""The losses the trainer runs: NLL (SFT, in the trainer), Bradley-Terry (reward model), DPO (policy)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,22 @@ import torch
 import torch.nn.functional as F
 
 
-def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """Log-probability of each next token: position t scores input_ids[t + 1]. Shape [B, T-1]."""
-    logits = logits[:, :-1].float()
-    targets = input_ids[:, 1:]
-    return torch.gather(logits.log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) at each position: logits [B, T, V] score targets [B, T]. The log-softmax runs
+    in float32 (bf16 would round a log-probability like -5.12 to two digits)."""
+    return torch.gather(logits.float().log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
 
 
-def sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Sum of response-token log-probabilities per sequence. `loss_mask[b, t]` is 1 where token t
-    belongs to the response (so it is scored by position t - 1)."""
-    return (token_logprobs(logits, input_ids) * loss_mask[:, 1:]).sum(-1)
-
-
-def nll_loss(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood over response tokens (SFT)."""
-    mask = loss_mask[:, 1:].float()
-    return -(token_logprobs(logits, input_ids) * mask).sum() / mask.sum().clamp(min=1)
+def response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probability of each response token [B, W], mask of real response tokens [B, W]) for a
+    batch from `batching.collate`. Logits only for the response columns (collate aligns them): the
+    vocabulary projection and its log-softmax are the costliest part of a small model's forward."""
+    start = batch["response_start"]
+    width = batch["input_ids"].size(1) - start
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=width + 1).logits
+    # logits[:, i] sits at position start - 1 + i and scores the token at start + i
+    return token_logprobs(logits[:, :-1], batch["input_ids"][:, start:]), batch["loss_mask"][:, start:]
 
 
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,8 @@ class TrainerRank:
 
     def load(self, kind: str, model_dir: str, *, lr: float, micro_batch: int, accumulation: int,
              weight_decay: float = 0.0, grad_clip: float = 1.0, dtype: str = "float32",
-             reference_dir: str | None = None, beta: float = 0.1, gradient_checkpointing: bool = False) -> None:
+             reference_dir: str | None = None, beta: float = 0.1, gradient_checkpointing: bool = False,
+             warmup_steps: int = 0, schedule: str = "constant", total_steps: int = 0) -> None:
         """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -74,7 +75,7 @@ class TrainerRank:
         common = dict(micro_batch=micro_batch, accumulation=accumulation, world_size=self.world_size,
                       lr=lr, weight_decay=weight_decay, grad_clip=grad_clip, dtype=dtype)
 
-        train_config = zero3_config(**common)
+        train_config = zero3_config(**common, warmup_steps=warmup_steps, schedule=schedule, total_steps=total_steps)
         self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
         if kind == "reward":
             model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch_dtype,
@@ -103,25 +104,34 @@ class TrainerRank:
         device.empty_cache(self.kind_device)
 
     # -- forward passes -------------------------------------------------------------------------
-    def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.device) for k, v in batch.items()}
-
-    def _sequence_logprobs(self, engine, batch: dict) -> torch.Tensor:
-        logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return losses.sequence_logprobs(logits, batch["input_ids"], batch["loss_mask"])
+    def _batch(self, items: list, pad_id: int, pairs: bool) -> dict:
+        batch = (collate_pairs if pairs else collate)(items, pad_id)
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def _rewards(self, batch: dict) -> torch.Tensor:
-        from rlhf.models.reward_model import reward_at_last_token
+        """One reward per sequence, read at its last real token (as OpenRLHF does), through the
+        engine's forward; the value head's per-token output is taken from a hook, because the
+        model's own pooling skips a final EOS whenever pad and EOS share an id."""
+        from rlhf.models.reward_model import HEAD, last_token_index
 
-        return reward_at_last_token(self.engine.module, batch["input_ids"], batch["attention_mask"])
+        captured = {}
+        hook = getattr(self.engine.module, HEAD).register_forward_hook(
+            lambda _module, _inputs, output: captured.update(values=output))
+        try:
+            self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        position_ids=batch["position_ids"])
+        finally:
+            hook.remove()
+        values = captured["values"].squeeze(-1)
+        return values.gather(1, last_token_index(batch["attention_mask"])).squeeze(1)
 
     def _loss(self, items: list, pad_id: int) -> tuple[torch.Tensor, dict]:
         if self.kind == "sft":
-            batch = self._to_device(collate(items, pad_id))
-            logits = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = losses.nll_loss(logits, batch["input_ids"], batch["loss_mask"])
-            return loss, {"loss": loss.item(), "tokens": int(batch["loss_mask"].sum())}
-        batch = self._to_device(collate_pairs(items, pad_id))
+            batch = self._batch(items, pad_id, pairs=False)
+            logprobs, mask = losses.response_logprobs(self.engine, batch)
+            loss = -(logprobs * mask).sum() / mask.sum().clamp(min=1)
+            return loss, {"loss": loss.item(), "tokens": int(batch["attention_mask"].sum())}
+        batch = self._batch(items, pad_id, pairs=True)
         n = len(items)
         if self.kind == "reward":
             rewards = self._rewards(batch)
@@ -131,19 +141,33 @@ class TrainerRank:
                           "reward_margin": (chosen - rejected).mean().item(),
                           "reward_mean": rewards.mean().item(), "reward_sq_mean": (rewards.float() ** 2).mean().item(),
                           "tokens": int(batch["attention_mask"].sum())}
-        policy = self._sequence_logprobs(self.engine, batch)
-        with torch.no_grad():
-            reference = self._sequence_logprobs(self.reference, batch)
+        if any(item.reference is None for item in items):
+            raise ValueError("DPO items need their reference log-probabilities first (reference_logprobs)")
+        logprobs, mask = losses.response_logprobs(self.engine, batch)
+        policy = (logprobs * mask).sum(-1)
+        reference = torch.tensor([r for item in items for r in item.reference], dtype=policy.dtype,
+                                 device=policy.device).view(n, 2).t().reshape(-1)  # chosen rows, then rejected
         loss, chosen_reward, rejected_reward = losses.dpo_loss(policy[:n], policy[n:], reference[:n], reference[n:],
                                                                 self.beta)
-        response_tokens = batch["loss_mask"][:, 1:].sum(-1).clamp(min=1)
-        log_ratio = (policy.detach() - reference) / response_tokens
         return loss, {"loss": loss.item(),
                       "implicit_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
                       "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
                       "logp_margin": (policy[:n] - policy[n:]).mean().item(),
-                      "kl_per_token": log_ratio.mean().item(),
                       "tokens": int(batch["attention_mask"].sum())}
+
+    @torch.no_grad()
+    def reference_logprobs(self, micro_batches: list[list], pad_id: int) -> list[list[tuple[list, list]]]:
+        """The frozen reference model's per-token log-probabilities of each pair's (chosen, rejected)
+        response, one forward per micro-batch. They do not change while the policy trains, so a
+        DPO pass computes them once and every step and epoch reuses them."""
+        out = []
+        for items in micro_batches:
+            batch = self._batch(items, pad_id, pairs=True)
+            logprobs, mask = losses.response_logprobs(self.reference, batch)
+            rows = [row[: int(m.sum())].tolist() for row, m in zip(logprobs.float(), mask)]
+            n = len(items)
+            out.append(list(zip(rows[:n], rows[n:])))
+        return out
 
     # -- steps ------------------------------------------------------------------------------------
     def train_step(self, micro_batches: list[list], pad_id: int) -> dict:
@@ -161,7 +185,7 @@ class TrainerRank:
 
     @torch.no_grad()
     def evaluate(self, micro_batches: list[list], pad_id: int) -> dict:
-        """The stage's metrics without updating (e.g. log-prob margins before/after a DPO round)."""
+        """The stage's metrics without updating (e.g. the SFT validation loss)."""
         self.engine.eval()
         totals: dict[str, float] = {}
         for items in micro_batches:
@@ -171,13 +195,11 @@ class TrainerRank:
         return _average(totals, len(micro_batches), 0.0)
 
     @torch.no_grad()
-    def score(self, micro_batches: list[list], pad_id: int) -> list[float]:
-        """Reward of each (prompt, response) item; for normalisation statistics after RM training."""
+    def score(self, micro_batches: list[list], pad_id: int) -> list[list[float]]:
+        """Reward of each (prompt, response) item, per micro-batch; for normalisation statistics and
+        held-out accuracy after reward-model training."""
         self.engine.eval()
-        out: list[float] = []
-        for items in micro_batches:
-            out += self._rewards(self._to_device(collate(items, pad_id))).float().tolist()
-        return out
+        return [self._rewards(self._batch(items, pad_id, pairs=False)).float().tolist() for items in micro_batches]
 
     def save_state(self, state_dir: str) -> None:
         """Training state for resuming: this rank's ZeRO-3 shards of weights and optimizer state.
