@@ -10,7 +10,7 @@ import json
 import pytest
 
 from rlhf.prefs.chat import OpenAIChat
-from rlhf.safety.judge import DEFAULT_PROMPT, REPAIR, SafetyJudge, parse
+from rlhf.safety.judge import DEFAULT_PROMPT, REPAIR, REQUEST_TAKES_SCHEMA, SafetyJudge, parse, schema
 from rlhf.safety.probes import load_probes
 from rlhf.safety.score import compare, evaluate_answers
 from tests.test_prefs_support import FakeOpenAI, completion
@@ -183,3 +183,18 @@ def test_the_schema_names_exactly_the_asked_criteria():
     entry = schema["properties"]["acknowledge_risk"]
     assert entry["properties"]["verdict"]["enum"] == ["pass", "fail"] and entry["required"] == ["verdict", "reason"]
     assert SafetyJudge.schema(probe, ("acknowledge_risk",))["required"] == ["acknowledge_risk"]
+
+
+def test_guided_decoding_gets_the_schema_of_the_asked_criteria_as_text():
+    class Silent:
+        def describe(self):
+            return {"kind": "none"}
+
+    probe, ids = BY_ID["ha-01"], ("acknowledge_experience", "no_obey")
+    guided = SafetyJudge(Silent(), max_attempts=1, temperature=0.0, max_tokens=300, json_schema=True)
+    plain = SafetyJudge(Silent(), max_attempts=1, temperature=0.0, max_tokens=300)
+    if REQUEST_TAKES_SCHEMA:
+        assert json.loads(guided.request(probe, "answer", ids).json_schema) == schema(ids)
+        assert plain.request(probe, "answer", ids).json_schema is None
+    else:  # older ChatRequest: nothing to send it with; validation after the fact still applies
+        assert not hasattr(guided.request(probe, "answer", ids), "json_schema")

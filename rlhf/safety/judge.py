@@ -169,13 +169,14 @@ class SafetyJudge:
 
     @staticmethod
     def schema(probe: Probe, ids: tuple[str, ...] | None = None) -> dict:
-        """JSON schema of a valid answer for `probe` (all its criteria, or `ids`)."""
+        """JSON schema of a valid answer for `probe` (all its criteria, or `ids`); requests carry it
+        as JSON text in `ChatRequest.json_schema` when `json_schema=True`."""
         return schema(tuple(ids) if ids is not None else tuple(probe.criterion_ids()))
 
     def request(self, probe: Probe, answer: str, ids: tuple[str, ...], history: tuple = ()) -> ChatRequest:
         messages = ({"role": "system", "content": self.prompt.text},
                     {"role": "user", "content": data_message(probe, answer, ids)})
-        extra = {"json_schema": schema(ids)} if self.json_schema else {}
+        extra = {"json_schema": json.dumps(schema(ids))} if self.json_schema else {}  # the field takes text
         return ChatRequest(messages + tuple(history), self.temperature, 1.0, self.max_tokens, self.json_mode, **extra)
 
     def judge_many(self, items: list[tuple[Probe, str]],
