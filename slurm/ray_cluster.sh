@@ -5,6 +5,13 @@
 
 RAY_PIDS=()
 
+# Since Slurm 22.05 srun no longer inherits --cpus-per-task from sbatch: a step that does not ask
+# again gets one CPU, and Ray with every worker it starts would be pinned to that core.
+# SRUN_CPUS_PER_TASK is srun's input variable for that option, so every srun below asks again.
+if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
+    export SRUN_CPUS_PER_TASK=${SRUN_CPUS_PER_TASK:-$SLURM_CPUS_PER_TASK}
+fi
+
 # Host names of the allocation, one per line. `scontrol show hostnames` where SLURM's tools are
 # installed; otherwise the project's parser of the same syntax (e.g. gpu[01-03,07],cpu5).
 job_hosts() {

@@ -21,7 +21,11 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 SRUN = """#!/bin/bash
-# srun stand-in for a one-machine test: drop placement options, honour --output, run the command
+# srun stand-in for a one-machine test: record the call (SRUN_CALLS), drop placement options,
+# honour --output, run the command
+if [[ -n ${SRUN_CALLS:-} ]]; then
+    printf '%s\\n' "srun $* SRUN_CPUS_PER_TASK=${SRUN_CPUS_PER_TASK:-}" >>"$SRUN_CALLS"
+fi
 out=
 while (($#)); do
     case $1 in
@@ -34,6 +38,44 @@ done
 if [[ -n $out ]]; then exec "$@" >"$out" 2>&1; else exec "$@"; fi
 """
 SECRET = "wandb-key-that-must-not-leak-0123456789"
+
+
+def write_srun(bin_dir: Path) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "srun").write_text(SRUN)
+    (bin_dir / "srun").chmod(0o755)
+
+
+def asks_for_cpus(call: str, cpus: int) -> bool:
+    """Whether a recorded srun call requests `cpus` per task, by option or by srun's input variable."""
+    return f"--cpus-per-task={cpus}" in call.split() or call.endswith(f"SRUN_CPUS_PER_TASK={cpus}")
+
+
+def srun_calls(tmp_path: Path, slurm_cpus: str | None) -> list[str]:
+    """The srun calls ray_cluster.sh makes to find the head's address and start a node."""
+    write_srun(tmp_path / "bin")
+    calls = tmp_path / "srun-calls.txt"
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "SRUN_CALLS": str(calls), "RAY": "true",
+           **({"SLURM_CPUS_PER_TASK": slurm_cpus} if slurm_cpus else {})}
+    script = f"source {REPO_ROOT}/slurm/ray_cluster.sh; host_ip localhost >/dev/null; " \
+             f"start_node localhost {tmp_path / 'node.log'} --head; wait"
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines()
+
+
+def test_every_srun_step_asks_for_the_jobs_cpus(tmp_path):
+    """Since Slurm 22.05 srun does not inherit --cpus-per-task from sbatch: a step that does not ask
+    again gets one CPU, and Ray with all its workers would be pinned to it."""
+    calls = srun_calls(tmp_path, "6")
+    assert len(calls) == 2 and any(" start --block " in call for call in calls), calls
+    assert all(asks_for_cpus(call, 6) for call in calls), calls
+
+
+def test_srun_steps_ask_for_no_cpu_count_outside_a_cpu_allocation(tmp_path):
+    calls = srun_calls(tmp_path, None)
+    assert len(calls) == 2
+    assert not any("--cpus-per-task" in call or not call.endswith("SRUN_CPUS_PER_TASK=") for call in calls), calls
 
 
 def free_port() -> int:
@@ -60,9 +102,8 @@ class Job:
         self.tmp = tmp_path
         self.ray_tmp = tempfile.mkdtemp(prefix="rsj", dir="/tmp")  # short, for Ray's socket paths
         bin_dir = tmp_path / "bin"
-        bin_dir.mkdir()
-        (bin_dir / "srun").write_text(SRUN)
-        (bin_dir / "srun").chmod(0o755)
+        write_srun(bin_dir)
+        self.srun_calls = tmp_path / "srun-calls.txt"
         self.log_dir, self.run_dir = tmp_path / "logs", tmp_path / "run"
         ports = " ".join(f"--{name}={free_port()}" for name in (
             "dashboard-port", "ray-client-server-port", "dashboard-agent-listen-port", "metrics-export-port"))
@@ -73,6 +114,7 @@ class Job:
             "CLUSTER": "local_cpu", "MODEL": "tiny", "DEVICE": "cpu", "PYTHON": sys.executable,
             "HEAD_IP": "127.0.0.1", "RAY_PORT": str(free_port()), "RAY_TMP": self.ray_tmp, "RAY_START_ARGS": ports,
             "LOG_DIR": str(self.log_dir), "RUN_DIR": str(self.run_dir), "NODE_WAIT_S": "120",
+            "SRUN_CALLS": str(self.srun_calls),
             "TMPDIR": self.ray_tmp, "WANDB_API_KEY": SECRET, "WANDB_PROJECT": "slurm-test",
             "TORCH_EXTENSIONS_DIR": str(REPO_ROOT / ".cache" / "torch_extensions")})
         env.pop("RAY_ADDRESS", None)
@@ -122,6 +164,8 @@ def test_cancel_tears_ray_down(job_factory):
     assert job.proc.poll() is None, job.output()
     assert "1 Ray nodes alive" in job.output()
     assert processes_mentioning(job.ray_tmp), "the job's Ray head should be running"
+    ray_steps = [call for call in job.srun_calls.read_text().splitlines() if " start --block " in call]
+    assert ray_steps and all(asks_for_cpus(call, 2) for call in ray_steps), ray_steps
     time.sleep(3)
     job.proc.send_signal(signal.SIGTERM)
     assert job.proc.wait(timeout=120) == 143, job.output()
