@@ -45,10 +45,11 @@ start_node() {
     RAY_PIDS+=($!)
 }
 
-# Poll the cluster until COUNT nodes are alive or TIMEOUT seconds pass (exit status 1 then).
+# wait_for_nodes ADDRESS COUNT TIMEOUT [GPUS]: poll the cluster until COUNT nodes are alive, each
+# reporting GPUS GPUs (0 or absent: unchecked), or TIMEOUT seconds pass (exit status 1 then).
 wait_for_nodes() {
-    local address=$1 count=$2 timeout=$3
-    "$PYTHON" -m rlhf.ray_wait --address "$address" --nodes "$count" --timeout "$timeout"
+    local address=$1 count=$2 timeout=$3 gpus=${4:-0}
+    "$PYTHON" -m rlhf.ray_wait --address "$address" --nodes "$count" --timeout "$timeout" --gpus-per-node "$gpus"
 }
 
 # Stop every Ray node this job started: SIGTERM to each srun (forwarded to `ray start --block`,

@@ -114,3 +114,64 @@ def test_layout_cli_stops_a_bad_config_with_what_to_change():
     assert "online.batch_size=64 must be a multiple of" in result.stderr
     assert "cluster.trainer.ranks (6" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def ray_node(ip: str, gpus: float | None = None, alive: bool = True, host: str | None = None) -> dict:
+    """One entry of ray.nodes(), with the fields the wait reads."""
+    resources = {"CPU": 64.0, f"node:{ip}": 1.0, **({"GPU": gpus} if gpus is not None else {})}
+    return {"NodeID": ip.replace(".", ""), "Alive": alive, "NodeManagerAddress": ip,
+            "NodeManagerHostname": host or f"host-{ip.rsplit('.', 1)[-1]}", "Resources": resources}
+
+
+@pytest.mark.parametrize("nodes, expected, gpus_per_node, ready", [
+    ([ray_node("10.0.0.1", 8), ray_node("10.0.0.2", 8)], 2, 8, True),
+    ([ray_node("10.0.0.1", 8), ray_node("10.0.0.2")], 2, 8, False),          # one node shows no GPUs yet
+    ([ray_node("10.0.0.1", 8), ray_node("10.0.0.2", 4)], 2, 8, False),       # one node shows half of them
+    ([ray_node("10.0.0.1", 8)], 2, 8, False),                                 # one node missing
+    ([ray_node("10.0.0.1", 8), ray_node("10.0.0.2", 0, alive=False)], 2, 8, False),  # a dead node does not count
+    ([ray_node("10.0.0.1", 8), ray_node("10.0.0.2", 0, alive=False), ray_node("10.0.0.3", 8)], 2, 8, True),
+    ([ray_node("10.0.0.1"), ray_node("10.0.0.2")], 2, 0, True),               # 0: GPUs not checked (CPU jobs)
+])
+def test_the_wait_needs_every_live_node_with_its_gpus(nodes, expected, gpus_per_node, ready):
+    from rlhf.ray_wait import what_is_missing
+
+    assert (what_is_missing(nodes, expected, gpus_per_node) == []) is ready
+
+
+def test_the_wait_names_the_nodes_short_of_gpus():
+    from rlhf.ray_wait import timeout_message, what_is_missing
+
+    nodes = [ray_node("10.0.0.1", 8, host="gpu01"), ray_node("10.0.0.2", host="gpu02"),
+             ray_node("10.0.0.3", 4, host="gpu03")]
+    missing = what_is_missing(nodes, 3, 8)
+    assert len(missing) == 1
+    message = timeout_message(nodes, 3, 8, "10.0.0.1:6379", 600)
+    assert "10.0.0.2 (gpu02) shows 0 of 8 GPUs" in message and "10.0.0.3 (gpu03) shows 4 of 8 GPUs" in message
+    assert "gpu01" not in message and "joined" not in message
+    both = timeout_message(nodes[1:2], 2, 8, "10.0.0.1:6379", 600)
+    assert "only 1 of 2 Ray nodes joined 10.0.0.1:6379 within 600s" in both and "gpu02) shows 0 of 8" in both
+
+
+def test_wait_for_nodes_passes_the_gpu_count_on(tmp_path):
+    """ray_cluster.sh hands the layout's GPUs per node to rlhf.ray_wait (0 leaves them unchecked)."""
+    fake_python = tmp_path / "python"
+    fake_python.write_text('#!/bin/bash\necho "$*"\n')
+    fake_python.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python)}
+    result = run_bash(f"source {REPO_ROOT}/slurm/ray_cluster.sh; wait_for_nodes 10.0.0.1:6379 2 600 8; "
+                      "wait_for_nodes 10.0.0.1:6379 1 600", env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "-m rlhf.ray_wait --address 10.0.0.1:6379 --nodes 2 --timeout 600 --gpus-per-node 8",
+        "-m rlhf.ray_wait --address 10.0.0.1:6379 --nodes 1 --timeout 600 --gpus-per-node 0"]
+
+
+@pytest.mark.parametrize("bad", [["--gpus-per-node", "-1"], ["--nodes", "0"]])
+def test_ray_wait_rejects_bad_counts(bad):
+    from rlhf.ray_wait import main
+
+    args = {"--address": "127.0.0.1:1", "--nodes": "1", "--timeout": "1"}
+    args.update(dict(zip(bad[::2], bad[1::2])))
+    with pytest.raises(SystemExit) as exit_:
+        main([item for pair in args.items() for item in pair])
+    assert exit_.value.code == 2
