@@ -1,8 +1,10 @@
 """Every config group composes into a valid typed config; mistakes are caught before any actor."""
 
+import re
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from rlhf.config import ConfigError, RunConfig, load_config
 from tests.conftest import REPO_ROOT, compose
@@ -19,19 +21,61 @@ def test_default_is_the_embedded_recipe():
     assert run.cluster.trainer.ranks >= 2 and run.online.rounds >= 3
 
 
+# A GPU layout on its own keeps device=cpu and the tiny recipe's batches (16), so it must be refused:
+# it asks for GPUs on a CPU device, and its trainer ranks do not divide any stage's batch.
+# layout -> (trainer ranks, the GPU-specific errors)
+GPU_LAYOUTS_ON_CPU = {
+    "gpu_1x8": (8, ["cluster=gpu_1x8 asks for GPUs but device=cpu; use device=gpu or a CPU layout",
+                    "cluster=gpu_1x8: cluster.colocate=true needs device=gpu"]),
+    "gpu_2x8": (8, ["cluster=gpu_2x8 asks for GPUs but device=cpu; use device=gpu or a CPU layout"]),
+    "gpu_4x8": (16, ["cluster=gpu_4x8 asks for GPUs but device=cpu; use device=gpu or a CPU layout"]),
+}
+BATCH_STAGES = {"sft", "reward_training", "offline", "online"}
+# device=gpu needs a GPU layout and a model sized for it to make a whole configuration.
+COMPANIONS = {("device", "gpu"): ["cluster=gpu_1x8", "model=llama3_8b"]}
+
+
+def required_values(group: str, option: str) -> list[str]:
+    """Keys the option's YAML leaves required (???): composing it alone must name them."""
+    return sorted(OmegaConf.missing_keys(OmegaConf.load(REPO_ROOT / "conf" / group / f"{option}.yaml")))
+
+
+def error_lines(err: ConfigError) -> list[str]:
+    return [line.strip()[2:] for line in str(err).splitlines() if line.strip().startswith("- ")]
+
+
+def check_gpu_layout_refused(layout: str, err: ConfigError) -> None:
+    ranks, gpu_errors = GPU_LAYOUTS_ON_CPU[layout]
+    lines = error_lines(err)
+    for expected in gpu_errors:
+        assert any(line.startswith(expected) for line in lines), (expected, lines)
+    others = [line for line in lines if not any(line.startswith(e) for e in gpu_errors)]
+    split = re.compile(rf"(\w+)\.batch_size=\d+ must be a multiple of \1\.micro_batch \(\d+\) x "
+                       rf"cluster\.trainer\.ranks \({ranks}, the ZeRO-3 world size of cluster={layout}\)")
+    assert {match.group(1) for match in map(split.match, others) if match} == BATCH_STAGES, others
+    assert len(others) == len(BATCH_STAGES), others
+
+
+def test_the_expected_failures_are_options():
+    assert set(GPU_LAYOUTS_ON_CPU) <= set(GROUPS["cluster"])
+    assert all(option in GROUPS[group] for group, option in COMPANIONS)
+
+
 @pytest.mark.parametrize("group, option", [(g, o) for g, options in GROUPS.items() for o in options])
 def test_every_option_of_every_group_composes(group, option):
-    overrides = [f"{group}={option}"]
-    if group == "device" and option == "gpu":
-        overrides.append("cluster=" + next((c for c in GROUPS["cluster"] if "gpu" in c), "local_cpu"))
-    cfg = compose(overrides)
-    try:
-        run = load_config(cfg)
-    except ConfigError as err:
-        # a GPU layout alone (device=cpu) must say what to change, not crash later
-        assert "device" in str(err) or "gpu" in str(err).lower(), err
-        return
-    assert run is not None
+    """Each option on its own (device=gpu with a GPU layout and model) validates, except exactly the
+    GPU layouts on the CPU default and options that leave a value to the command line."""
+    run = lambda: load_config(compose([f"{group}={option}", *COMPANIONS.get((group, option), [])]))
+    required = required_values(group, option)
+    if group == "cluster" and option in GPU_LAYOUTS_ON_CPU:
+        with pytest.raises(ConfigError) as err:
+            run()
+        check_gpu_layout_refused(option, err.value)
+    elif required:
+        with pytest.raises(ConfigError, match=re.escape(f"missing required value(s): {', '.join(required)} ")):
+            run()
+    else:
+        assert isinstance(run(), RunConfig)
 
 
 def test_paper_hyperparameters_in_the_real_model_configs():
