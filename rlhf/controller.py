@@ -4,7 +4,7 @@
         generate   K responses per sampled speech on the vLLM generators
         score      every (speech, response) with the reward source
         pair       best vs worst per speech, drop small gaps and identical texts
-        train      DPO on the trainer group (ZeRO-3), reference = SFT model
+        train      DPO on the trainer group (ZeRO-3), reference = the starting policy
         sync       new policy weights -> every generator, no disk round-trip
         checkpoint HF checkpoint of the policy (optional), metrics line
 """
@@ -259,6 +259,6 @@ def format_round(record: dict, rounds: int) -> str:
                  f"KL/token {record['kl_to_reference']:.4f}")
     if "dev_win_rate" in record:
         line += (f", dev win {100 * record['dev_win_rate']:.0f}% [{100 * record['dev_win_rate_lo']:.0f}, "
-                 f"{100 * record['dev_win_rate_hi']:.0f}] vs SFT")
+                 f"{100 * record['dev_win_rate_hi']:.0f}] vs start")
     line += " | " + " ".join(f"{k} {v:.1f}s" for k, v in s.items())
     return line

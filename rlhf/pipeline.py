@@ -71,6 +71,7 @@ class Pipeline:
         self.state = RunState(self.run_dir)
         self.reward_dir = None
         self.dev_eval = None  # the online rounds' dev-split evaluation (rlhf.eval.online), when on
+        self.outcome = None  # final vs starting policy on held-out speeches (rlhf.eval.outcome), when on
         self.phase_hook = None  # fault-injection seam for tests: called with (round, phase) as a phase starts
         if self.state.resuming:  # the same command on the same run_dir: continue where it stopped
             self.results.update(self.state.data["results"])
@@ -327,6 +328,9 @@ class Pipeline:
         self.results["rounds"] = self.results.get("rounds", [])[:done]
         if self.dev_eval is not None and not self.dev_eval.prepare(self.generators, self.scorer, resuming=done > 0):
             controller.round_hook = self.dev_eval = None
+        if self.outcome is not None and not self.outcome.prepare(self.generators, resuming=done > 0):
+            print("outcome: off (this run's starting-policy answers were not recorded before round 1)")
+            self.outcome = None
         for record in controller.run(start_round=done):
             self.results["rounds"].append(record)
             self._save_state("online_dpo", {"rounds_completed": record["round"]})
@@ -335,10 +339,14 @@ class Pipeline:
             self.write_summary()
         last = self.results["rounds"][-1]["checkpoint"] if self.results["rounds"] else None
         self.results["online_dpo"] = {"rounds_completed": len(self.results["rounds"]), "final_policy": last}
-        if self.dev_eval is not None:  # best round on the dev split, reward-model metrics, report
+        samples = []
+        if self.outcome is not None:  # the final policy against the starting one, on held-out speeches
+            self.results["outcome"], samples = self.outcome.finish(
+                self.generators, self.scorer, self.results["rounds"][-1] if self.results["rounds"] else None)
+        if self.dev_eval is not None or self.outcome is not None:  # best round, reward-model metrics, report
             from rlhf.eval.run import finish_online
 
-            self.results["eval"] = finish_online(self, self.dev_eval)
+            self.results["eval"] = finish_online(self, self.dev_eval, self.results.get("outcome"), samples)
             best = self.results["eval"]["dev"]["best"]
             self.results["online_dpo"]["best_checkpoint"] = best["checkpoint"] if best else None
             self.results["online_dpo"]["best_round"] = best["round"] if best else None
@@ -376,6 +384,17 @@ class Pipeline:
                                              every_rounds=ev.every_rounds, rounds=online.rounds, metric=ev.dev_metric,
                                              max_tokens=self.encoder.max_response_len, seed=run.seed,
                                              bootstrap={"samples": ev.bootstrap_samples, "confidence": ev.confidence})
+        else:
+            dev = []
+        self.outcome = None
+        if ev.outcome:  # held out of every round: the dev split and counsel-chat's val questions
+            from rlhf.eval.outcome import Outcome, held_out
+
+            self.outcome = Outcome(speeches=held_out(dev, [q.speech for q in self.val_questions])[: ev.outcome_limit],
+                                   encoder=self.encoder, out_dir=self.run_dir / "eval",
+                                   max_tokens=self.encoder.max_response_len, temperature=ev.temperature,
+                                   seed=run.seed, bootstrap={"samples": ev.bootstrap_samples,
+                                                             "confidence": ev.confidence})
         return OnlineDPO(online=online, trainers=self.trainers, generators=self.generators, scorer=self.scorer,
                          encoder=self.encoder, speeches=speeches, tracker=self.tracker,
                          save_policy=lambda r: self._save(f"policy_round_{r + 1:03d}"),

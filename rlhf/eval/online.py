@@ -1,7 +1,7 @@
 """Evaluation inside the online rounds (the paper picks its checkpoint on a 10% dev split).
 
 A dev split of the training speeches is held out (deterministic by seed; the round sampler never
-draws it). Before round 1 the initial policy (the SFT model, also the DPO reference) answers every
+draws it). Before round 1 the starting policy (the SFT model in the default recipe, also the DPO reference) answers every
 dev speech greedily; those answers are scored once and their rewards kept in
 run_dir/eval/dev_reference.json (numbers only). Every `every_rounds` rounds, and after the last,
 the current policy answers the same speeches greedily on the generator group, the reward model

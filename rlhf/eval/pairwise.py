@@ -28,6 +28,11 @@ REPAIR = ("Your previous answer could not be used: {reason}. Answer again with o
           "or \"tie\".")
 
 
+# A valid answer, for local judges' guided decoding: "A", "B" or "tie" for every key.
+SCHEMA = json.dumps({"type": "object", "additionalProperties": False, "required": list(KEYS),
+                     "properties": {k: {"type": "string", "enum": ["A", "B", "tie"]} for k in KEYS}})
+
+
 def load_prompt(path: str | Path | None) -> JudgePrompt:
     return JudgePrompt.load(path or DEFAULT_PROMPT)
 
@@ -82,7 +87,7 @@ class PairwiseJudge:
 
     def request(self, item: tuple[str, str, str], history: tuple = ()) -> ChatRequest:
         messages = ({"role": "system", "content": self.prompt.text}, {"role": "user", "content": data_message(*item)})
-        return ChatRequest(messages + tuple(history), self.temperature, 1.0, self.max_tokens, self.json_mode)
+        return ChatRequest(messages + tuple(history), self.temperature, 1.0, self.max_tokens, self.json_mode, SCHEMA)
 
     def judge_many(self, items: list[tuple[str, str, str]]) -> Iterator[tuple[int, PairVerdict]]:
         """Yields (index, PairVerdict) for every item: scored, or unscored with the reason (after

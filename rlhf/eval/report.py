@@ -57,7 +57,7 @@ def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict 
         xs = [r["round"] for r in dev_rounds]
         fig, ax = plt.subplots(figsize=(6.4, 4))
         _errorbar(ax, xs, [r["dev_win_rate"] for r in dev_rounds], [r["dev_win_rate_lo"] for r in dev_rounds],
-                  [r["dev_win_rate_hi"] for r in dev_rounds], label="policy vs initial (SFT) policy")
+                  [r["dev_win_rate_hi"] for r in dev_rounds], label="policy vs starting policy")
         ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50%)")
         ax.set(xlabel="online round", ylabel="win rate on dev split (ties half)", ylim=(0, 1), xticks=xs,
                title="Dev win rate by reward model, 95% bootstrap interval")
@@ -70,7 +70,7 @@ def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict 
         if reference and reference.get("reward", {}).get("n"):
             ref = reference["reward"]
             ax.axhspan(ref["lo"], ref["hi"], color="grey", alpha=0.2)
-            ax.axhline(ref["mean"], color="grey", linestyle="--", linewidth=1, label="initial (SFT) policy, dev")
+            ax.axhline(ref["mean"], color="grey", linestyle="--", linewidth=1, label="starting policy, dev")
         train = [r for r in rounds if "reward_mean" in r]
         if train:
             ax.plot([r["round"] for r in train], [r["reward_mean"] for r in train], marker="s", linestyle=":",
@@ -92,7 +92,7 @@ def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict 
                     label="dev answers (greedy)")
         if reference and reference.get("response_tokens", {}).get("n"):
             ax.axhline(reference["response_tokens"]["mean"], color="grey", linestyle="--", linewidth=1,
-                       label="initial (SFT) policy, dev")
+                       label="starting policy, dev")
         ax.set(xlabel="online round", ylabel="mean response length (tokens)", xticks=[r["round"] for r in lengths],
                title="Response length per round")
         ax.legend(fontsize=8)
@@ -175,30 +175,32 @@ def _judge_paragraph(judge: dict) -> list[str]:
             f"{judge.get('max_attempts', '?')} attempts is left unscored (never given a default)."]
 
 
-def markdown(ev: dict, rounds: list[dict], figures: dict) -> str:
+def markdown(ev: dict, rounds: list[dict], figures: dict, samples: list | None = None) -> str:
     lines = ["# Evaluation report", ""]
     lines += ["Win rate = share of speeches where the policy's answer beats the reference's answer (ties count "
               "half), with a 95% bootstrap interval over speeches in brackets: [low, high]. 50% means no "
               "difference from the reference.", ""]
     judge = ev.get("judge", {})
     lines += _judge_paragraph(judge) + [""]
+    if ev.get("outcome"):
+        lines += outcome_section(ev["outcome"], samples or [])
     dev = ev.get("dev")
     if dev:
         lines += ["## Online rounds: dev split", ""]
         best = dev.get("best")
         lines += [f"{dev['reference']['speeches']} speeches ({100 * dev['fraction']:.0f}% of the training speeches, "
-                  "drawn by seed) were held out of the rounds. Before round 1 the initial policy (the SFT model, "
-                  "which is also the reference) answered each greedily; after every "
+                  "drawn by seed) were held out of the rounds. Before round 1 the starting policy (the SFT model in the "
+                  "default recipe; also the DPO reference) answered each greedily; after every "
                   f"{dev['every_rounds']} round(s) the current policy answered the same speeches, and the reward "
                   f"model judged. The best round by dev {dev['metric'].replace('_', ' ')} is kept as the run's best "
                   "checkpoint.", ""]
         if best:
-            lines += [f"**Result: best round {best['round']}**, dev win rate vs the SFT policy "
-                      f"{_pct(best['win_rate'])}, dev mean reward {_num(best['reward'])} (SFT policy: "
+            lines += [f"**Result: best round {best['round']}**, dev win rate vs the starting policy "
+                      f"{_pct(best['win_rate'])}, dev mean reward {_num(best['reward'])} (starting policy: "
                       f"{_num(dev['reference']['reward'])}). Best checkpoint: `{best.get('checkpoint')}`.", ""]
-        lines += ["| round | dev win rate vs SFT | W / T / L | dev mean reward | dev length (tokens) | "
+        lines += ["| round | dev win rate vs start | W / T / L | dev mean reward | dev length (tokens) | "
                   "sampled reward (round) | eval seconds |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| 0 (SFT) | 50% (itself) | - | {_num(dev['reference']['reward'])} | "
+        lines += [f"| 0 (start) | 50% (itself) | - | {_num(dev['reference']['reward'])} | "
                   f"{dev['reference']['response_tokens']['mean']:.1f} | - | - |"]
         for r in rounds:
             if "dev_win_rate" not in r:
@@ -272,11 +274,57 @@ def markdown(ev: dict, rounds: list[dict], figures: dict) -> str:
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({Path(path).name})" for name, path in figures.items()] + [""]
-    lines += ["No client speech or response text appears in this report, in W&B or in the logs."]
+    lines += ["No client speech or response text reaches W&B or the logs; in this local file only the answers "
+              "shown before and after, redacted." if samples else
+              "No client speech or response text appears in this report, in W&B or in the logs."]
     return "\n".join(lines) + "\n"
 
 
-def write_report(ev: dict, rounds: list[dict], out_dir: Path, tracker=None) -> Path:
+def outcome_section(outcome: dict, samples: list[dict]) -> list[str]:
+    """The final policy against the starting one on held-out speeches, and a few answers side by side."""
+    g = outcome["goals"]
+    win = {"mean": outcome["win_rate"], "lo": outcome["win_rate_lo"], "hi": outcome["win_rate_hi"], "n": 1}
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    lines = ["## Outcome: final policy against the starting policy", "",
+             f"{outcome['speeches']} held-out speeches (the dev split and counsel-chat's val questions; no round "
+             f"trained on them), answered {outcome['decoding']} with at most {outcome['max_tokens']} tokens by the "
+             "policy the rounds started from and by the final policy; the reward model judges each pair.", "",
+             "| measure | start | final | goal |", "| --- | --- | --- | --- |",
+             f"| win rate of final over start | - | {_pct(win)} ({outcome['wins']} / {outcome['ties']} / "
+             f"{outcome['losses']} W/T/L) | at least {100 * g['win_rate_at_least']:.0f}%: {mark(g['win_rate_met'])} |",
+             f"| mean reward | {outcome['reward_start']:+.3f} | {outcome['reward_final']:+.3f} | - |",
+             f"| mean answer tokens | {outcome['mean_tokens_start']:.1f} | {outcome['mean_tokens_final']:.1f} "
+             f"(x{outcome['length_ratio']:.2f}) | x{g['length_ratio_within'][0]:.2f} to "
+             f"x{g['length_ratio_within'][1]:.2f}: {mark(g['length_ratio_met'])} |",
+             f"| distinct-2 | {outcome['distinct2_start']:.3f} | {outcome['distinct2_final']:.3f} | down by at most "
+             f"{100 * g['distinct2_drop_at_most']:.0f}% (here {100 * g['distinct2_drop']:+.1f}%): "
+             f"{mark(g['distinct2_met'])} |",
+             f"| answers cut at the token limit | {100 * outcome['truncated_share_start']:.0f}% | "
+             f"{100 * outcome['truncated_share']:.0f}% | - |",
+             f"| repeated 4-grams within an answer | {100 * outcome['repetition_rate_start']:.1f}% | "
+             f"{100 * outcome['repetition_rate']:.1f}% | - |", ""]
+    if not g["all_met"]:
+        lines += ["The run missed at least one goal (marked above): read the win rate together with the guards; a "
+                  "reward gained through longer, cut-off or repetitive answers is not a better counsellor.", ""]
+    if samples:
+        lines += ["### Answers before and after (held-out speeches)", "",
+                  "Local to this run directory: never logged or sent to W&B. E-mail addresses, phone numbers, "
+                  "URLs, handles and street addresses are redacted.", ""]
+        for number, item in enumerate(samples, 1):
+            lines += [f"**Speech {number}.** {_quote(item['speech'])}", "",
+                      f"*Start* (reward {item['reward_start']:+.2f}): {_quote(item['start'])}", "",
+                      f"*Final* (reward {item['reward_final']:+.2f}): {_quote(item['final'])}", ""]
+    return lines
+
+
+def _quote(text: str) -> str:
+    return " ".join(text.split()) or "(empty)"
+
+
+def write_report(ev: dict, rounds: list[dict], out_dir: Path, tracker=None, samples: list | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {}
@@ -286,7 +334,7 @@ def write_report(ev: dict, rounds: list[dict], out_dir: Path, tracker=None) -> P
     figures.update(plot_absolute(ev.get("absolute") or {}, out_dir))
     path = out_dir / "report.md"
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(markdown(ev, rounds, figures))
+    tmp.write_text(markdown(ev, rounds, figures, samples or []))
     tmp.replace(path)
     if tracker is not None:
         log_to_wandb(tracker, ev, rounds, figures)
@@ -317,6 +365,9 @@ def log_to_wandb(tracker, ev: dict, rounds: list[dict], figures: dict) -> None:
                                                  data=[[rm["pairs"], rm["accuracy"], rm["auc"], rm["ece"], rm["brier"]]])
     if payload:
         run.log(payload)
+    for key, value in (ev.get("outcome") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            run.summary[f"outcome/{key}"] = value  # numbers only: never the answers
     best = (ev.get("dev") or {}).get("best")
     if best:
         run.summary["eval/best_round"] = best["round"]

@@ -306,12 +306,14 @@ def print_results(results: dict) -> None:
 
 
 # -- the online rounds ------------------------------------------------------------------------------
-def finish_online(pipe, dev_eval) -> dict:
-    """After the online rounds: the best round by the dev metric, reward-model metrics, the report."""
+def finish_online(pipe, dev_eval, outcome: dict | None = None, samples: list | None = None) -> dict:
+    """After the online rounds: the best round by the dev metric, reward-model metrics, the outcome
+    on held-out speeches, the report (with `samples`, a few answers before and after, local only)."""
     run, rounds = pipe.run, pipe.results["rounds"]
-    best = best_round(rounds, run.eval.dev_metric)
-    dev = {"fraction": run.eval.dev_fraction, "every_rounds": run.eval.every_rounds, "metric": run.eval.dev_metric,
-           "reference": dev_eval.reference_summary(), "best": None}
+    best = best_round(rounds, run.eval.dev_metric) if dev_eval is not None else None
+    dev = None if dev_eval is None else {
+        "fraction": run.eval.dev_fraction, "every_rounds": run.eval.every_rounds, "metric": run.eval.dev_metric,
+        "reference": dev_eval.reference_summary(), "best": None}
     if best is not None:
         dev["best"] = {"round": best["round"], "checkpoint": best.get("checkpoint"),
                        "win_rate": {"mean": best["dev_win_rate"], "lo": best["dev_win_rate_lo"],
@@ -320,11 +322,13 @@ def finish_online(pipe, dev_eval) -> dict:
                                   "hi": best["dev_reward_hi"], "n": best["dev_speeches"]}}
     reward_name = run.reward.url if run.reward.source == "remote" else (run.reward.path or pipe.reward_dir)
     results = {"judge": {"kind": "reward_model", "model": str(reward_name)}, "dev": dev}
+    if outcome is not None:
+        results["outcome"] = outcome
     try:
         results["rm_metrics"] = rm_metrics(pipe, pipe.scorer)
     except Exception as err:  # the metrics are extra; the rounds' results stand without them
         print(f"warning: reward-model metrics failed ({type(err).__name__})")
-    results["report"] = str(write_report(results, rounds, pipe.run_dir / "eval", pipe.tracker))
+    results["report"] = str(write_report(results, rounds, pipe.run_dir / "eval", pipe.tracker, samples=samples))
     return results
 
 
@@ -336,11 +340,20 @@ def summary_lines(results: dict) -> list[str]:
     lines = []
     judge = results.get("judge", {})
     who = "reward model" if judge.get("kind") == "reward_model" else f"{judge.get('model')} (principles, both orders)"
+    outcome = results.get("outcome")
+    if outcome:
+        met = outcome["goals"]
+        lines.append(f"outcome       : final vs starting policy on {outcome['speeches']} held-out speeches: win rate "
+                     f"{100 * outcome['win_rate']:.1f}% [{100 * outcome['win_rate_lo']:.1f}, "
+                     f"{100 * outcome['win_rate_hi']:.1f}] (judge: reward model), length x{outcome['length_ratio']:.2f}, "
+                     f"distinct-2 {outcome['distinct2_start']:.3f} -> {outcome['distinct2_final']:.3f}, truncated "
+                     f"{100 * outcome['truncated_share_start']:.0f}% -> {100 * outcome['truncated_share']:.0f}%; goals "
+                     f"{'met' if met['all_met'] else 'missed'}")
     dev = results.get("dev")
     if dev:
         best = dev.get("best")
         if best:
-            lines.append(f"dev eval      : best round {best['round']}: win rate vs SFT {pct(best['win_rate'])} "
+            lines.append(f"dev eval      : best round {best['round']}: win rate vs start {pct(best['win_rate'])} "
                          f"(95% CI, {dev['reference']['speeches']} held-out speeches, judge: {who})")
             lines.append(f"best policy   : {best.get('checkpoint')}")
         else:

@@ -58,19 +58,25 @@ class Generator:
         return {"pid": os.getpid(), "vllm": vllm.__version__, "startup_seconds": self.startup_seconds}
 
     def generate(self, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
-                 max_tokens: int, seed: int | None = None, logprobs: bool = False) -> list[list[Sample]]:
+                 max_tokens: int, seed: int | None = None, logprobs: bool = False,
+                 json_schema: str | None = None) -> list[list[Sample]]:
         """`n` samples per prompt. With `seed`, the engine's sampler is reseeded first, so the
         result depends only on (weights, prompts, seed) for a fixed layout. (Per-request seeds would
         not depend on the layout either, but vLLM's CPU backend cannot combine them with chunked
         prefill.) `logprobs`: each sampled token's log-probability under the engine's weights
-        before temperature and top-p (vLLM's raw log-probs), i.e. the policy's own."""
+        before temperature and top-p (vLLM's raw log-probs), i.e. the policy's own. `json_schema`:
+        decode under that JSON schema (structured outputs), so every answer is valid JSON of it."""
+        import json
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         if seed is not None:
             self.llm.collective_rpc("reseed", args=(seed,))
+        from vllm.sampling_params import StructuredOutputsParams
+
+        guided = StructuredOutputsParams(json=json.loads(json_schema)) if json_schema else None
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                logprobs=0 if logprobs else None)
+                                logprobs=0 if logprobs else None, structured_outputs=guided)
         self._wake()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
         self._sleep()  # colocated: free the GPU for scoring and training until the weight sync

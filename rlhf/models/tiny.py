@@ -12,6 +12,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 PAD, EOS = "<|pad|>", "<|end|>"
+BUILT_MARK = "tiny"  # config.json field `rlhf_built` of every model this module builds
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 
 # One turn per role marker; the assistant's turn ends with EOS, which is where generation stops.
@@ -66,6 +67,7 @@ def build_tiny_model(out_dir: str | Path, texts: list[str], cfg, seed: int) -> P
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         torch_dtype="float32",
+        rlhf_built=BUILT_MARK,  # lets config validation tell a built model from a pretrained one
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -158,6 +158,8 @@ class PreferenceBuild:
             self.judge(plan, responses, judge, judge_id, judgements)
             scored = self.collect(plan, responses, judgements, judge_id)
             summary = self.write_outputs(speeches, scored, pool, judge_desc, judge_id, system_prompt, started)
+            summary["judge_check"] = check_judge(judge, [s for _, items in scored for s in items][: cfg.judge_check],
+                                                 cfg.aggregate)
         finally:
             responses.close()
             judgements.close()
@@ -282,8 +284,42 @@ class PreferenceBuild:
         for name, means in summary["mean_ratings"].items():
             principles = " ".join(f"{k[:4]}={v:.2f}" for k, v in means.items() if k not in ("scored", "score"))
             print(f"  {name:<20} n={means['scored']:<5} score={means['score']:.2f}  {principles}")
+        check = summary.get("judge_check")
+        if check:
+            print(f"judge check   : {check['responses']} responses judged again: identical ratings "
+                  f"{100 * check['identical_share']:.0f}%, mean |difference| {check['mean_abs_diff']:.2f}; rated above "
+                  f"a dismissive control answer {100 * check['above_control_share']:.0f}% (a useful judge: near 100%); "
+                  f"all seven ratings equal {100 * check['flat_share']:.0f}%")
         if not summary["complete"]:
             print("incomplete    : some calls failed; rerun the same command (same run_dir) to finish them")
+
+
+# A plainly unhelpful answer: a judge that cannot rate real answers above it is not judging counselling.
+CONTROL_ANSWER = "Stop complaining, everyone has problems. Just deal with it and move on."
+
+
+def check_judge(judge: Judge, scored: list, aggregate: str) -> dict | None:
+    """How much the judge's ratings can be trusted, on some of the scored responses (counts only):
+    the same response judged again (consistency), the same speech with a dismissive control answer
+    (can it tell them apart?), and how often all seven ratings are equal (a judge that does not rate
+    principles separately). Not stored as data; reported in provenance.json and the summary."""
+    if not scored:
+        return None
+    again = dict(judge.judge_many([(s.speech.text, s.text) for s in scored]))
+    control = dict(judge.judge_many([(s.speech.text, CONTROL_ANSWER) for s in scored]))
+    pairs = [(s.ratings, again[i].ratings) for i, s in enumerate(scored)
+             if isinstance(again.get(i), Verdict) and again[i].ratings is not None]
+    diffs = [abs(a[k] - b[k]) for a, b in pairs for k in a]
+    above = []
+    for i, s in enumerate(scored):
+        if isinstance(control.get(i), Verdict) and control[i].ratings is not None:
+            real, bad = s.score(aggregate), replace(s, ratings=control[i].ratings).score(aggregate)
+            above.append(1.0 if real > bad else 0.5 if real == bad else 0.0)
+    return {"responses": len(scored), "repeated": len(pairs),
+            "identical_share": sum(a == b for a, b in pairs) / len(pairs) if pairs else 0.0,
+            "mean_abs_diff": sum(diffs) / len(diffs) if diffs else 0.0,
+            "controls": len(above), "above_control_share": sum(above) / len(above) if above else 0.0,
+            "flat_share": sum(len(set(s.ratings.values())) == 1 for s in scored) / len(scored)}
 
 
 def build_preferences(run, out_dir: Path, default_model: str, resolve, local_models) -> dict:

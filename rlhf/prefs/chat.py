@@ -26,6 +26,9 @@ class ChatRequest:
     top_p: float
     max_tokens: int
     json_mode: bool = False  # ask the endpoint for a JSON object (response_format), where supported
+    # JSON schema (as text) a valid answer follows: local models decode under it (vLLM structured
+    # outputs), so every answer parses; endpoints get json_mode instead.
+    json_schema: str | None = None
 
 
 @dataclass

@@ -24,6 +24,9 @@ DEFAULT_PROMPT = Path(__file__).with_name("judge_prompt_v1.md")
 REPAIR = ("Your previous answer could not be used: {reason}. Answer again with only one JSON object with exactly "
           "the keys empathy, relevance, clarity, safety, exploration, autonomy, staging, each an integer from 1 to 5.")
 MAX_ECHO_CHARS = 2000  # how much of an unusable answer is shown back to the judge with the repair note
+# What a valid answer looks like, for local judges' guided decoding: seven integer ratings from 1 to 5.
+SCHEMA = json.dumps({"type": "object", "additionalProperties": False, "required": list(PRINCIPLES),
+                     "properties": {p: {"type": "integer", "minimum": 1, "maximum": 5} for p in PRINCIPLES}})
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def data_message(speech: str, response: str) -> str:
 def request(prompt: JudgePrompt, speech: str, response: str, *, temperature: float, max_tokens: int,
             json_mode: bool, history: tuple = ()) -> ChatRequest:
     messages = ({"role": "system", "content": prompt.text}, {"role": "user", "content": data_message(speech, response)})
-    return ChatRequest(messages + tuple(history), temperature, 1.0, max_tokens, json_mode)
+    return ChatRequest(messages + tuple(history), temperature, 1.0, max_tokens, json_mode, SCHEMA)
 
 
 def _first_object(text: str):

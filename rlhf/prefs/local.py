@@ -120,13 +120,14 @@ class LocalChat:
                 yield index, ChatResult(error=f"prompt longer than the model's context ({self.context} tokens "
                                               f"including {request.max_tokens} for the answer)", permanent=True)
                 continue
-            key = (request.temperature, request.top_p, request.max_tokens)
+            key = (request.temperature, request.top_p, request.max_tokens, request.json_schema)
             groups.setdefault(key, []).append((index, ids))
-        for (temperature, top_p, max_tokens), items in groups.items():
+        for (temperature, top_p, max_tokens, json_schema), items in groups.items():
             for start in range(0, len(items), self.batch_size):
                 batch = items[start:start + self.batch_size]
                 samples = ray.get(self.actor.generate.remote([ids for _, ids in batch], n=1, temperature=temperature,
-                                                             top_p=top_p, max_tokens=max_tokens))
+                                                             top_p=top_p, max_tokens=max_tokens,
+                                                             json_schema=json_schema))
                 for (index, _), out in zip(batch, samples):
                     self.stats.add(succeeded=1)
                     yield index, ChatResult(text=out[0].text)

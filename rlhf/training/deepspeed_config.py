@@ -5,14 +5,14 @@ from __future__ import annotations
 
 def zero3_config(*, micro_batch: int, accumulation: int, world_size: int, lr: float, weight_decay: float,
                  grad_clip: float, dtype: str, train: bool = True, warmup_steps: int = 0,
-                 schedule: str = "constant", total_steps: int = 0) -> dict:
+                 schedule: str = "constant", total_steps: int = 0, zero: dict | None = None) -> dict:
     """ZeRO stage 3: parameters, gradients and optimizer state sharded across the trainer ranks.
     `train=False` gives a frozen, sharded inference engine (the DPO reference model)."""
     config = {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": accumulation,
         "train_batch_size": micro_batch * accumulation * world_size,
-        "zero_optimization": {"stage": 3, "overlap_comm": False, "stage3_param_persistence_threshold": 0},
+        "zero_optimization": zero_section(zero or {}),
         "bf16": {"enabled": dtype == "bfloat16"},
         "fp16": {"enabled": dtype == "float16"},
         "steps_per_print": 10**9,
@@ -27,6 +27,14 @@ def zero3_config(*, micro_batch: int, accumulation: int, world_size: int, lr: fl
         if scheduler:
             config["scheduler"] = scheduler
     return config
+
+
+def zero_section(zero: dict) -> dict:
+    """`zero`: rlhf.config.ZeroConfig as a dict (device.zero)."""
+    return {"stage": 3, "overlap_comm": zero.get("overlap_comm", False),
+            "stage3_param_persistence_threshold": zero.get("param_persistence_threshold", 0),
+            "stage3_prefetch_bucket_size": zero.get("prefetch_bucket_size", 50_000_000),
+            "stage3_max_live_parameters": zero.get("max_live_parameters", 1_000_000_000)}
 
 
 def lr_scheduler(lr: float, warmup_steps: int, schedule: str, total_steps: int) -> dict | None:

@@ -25,6 +25,7 @@ class TrainerGroup:
         self.group.call("init_process_group", address, port)
         self.dtype = run.device.dtype
         self.gradient_checkpointing = run.model.gradient_checkpointing
+        self.zero = vars(run.device.zero)
         self.optim: OptimConfig | None = None
 
     @property
@@ -39,7 +40,8 @@ class TrainerGroup:
                         accumulation=accumulation_steps(optim, self.world_size), weight_decay=optim.weight_decay,
                         grad_clip=optim.grad_clip, dtype=self.dtype, reference_dir=reference_dir,
                         beta=getattr(optim, "beta", 0.1), gradient_checkpointing=self.gradient_checkpointing,
-                        warmup_steps=optim.warmup_steps, schedule=optim.schedule, total_steps=total_steps)
+                        warmup_steps=optim.warmup_steps, schedule=optim.schedule, total_steps=total_steps,
+                        zero=self.zero)
 
     def plan(self, items: list, epochs: int, seed: int) -> list:
         """Optimizer steps -> per-rank micro-batches (see batching.plan_steps)."""

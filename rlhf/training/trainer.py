@@ -60,7 +60,7 @@ class TrainerRank:
     def load(self, kind: str, model_dir: str, *, lr: float, micro_batch: int, accumulation: int,
              weight_decay: float = 0.0, grad_clip: float = 1.0, dtype: str = "float32",
              reference_dir: str | None = None, beta: float = 0.1, gradient_checkpointing: bool = False,
-             warmup_steps: int = 0, schedule: str = "constant", total_steps: int = 0) -> None:
+             warmup_steps: int = 0, schedule: str = "constant", total_steps: int = 0, zero: dict | None = None) -> None:
         """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -73,7 +73,7 @@ class TrainerRank:
         self.kind, self.beta = kind, beta
         torch_dtype = device.torch_dtype(dtype)
         common = dict(micro_batch=micro_batch, accumulation=accumulation, world_size=self.world_size,
-                      lr=lr, weight_decay=weight_decay, grad_clip=grad_clip, dtype=dtype)
+                      lr=lr, weight_decay=weight_decay, grad_clip=grad_clip, dtype=dtype, zero=zero)
 
         train_config = zero3_config(**common, warmup_steps=warmup_steps, schedule=schedule, total_steps=total_steps)
         self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
