@@ -1,6 +1,7 @@
 """Worker groups sharing one placement group (how colocated layouts put trainer rank i, vLLM
 engine i and reward actor i on GPU i): actor i of every group lands in bundle i, and shutting one
-group down leaves the shared placement to its owner. Real Ray, CPU bundles, in a subprocess."""
+group down leaves the shared placement to its owner. Real Ray, CPU bundles, in a subprocess; each
+actor reports the bundle its resources come from."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ class Probe:
         self.tag = tag
     def ping(self):
         return self.tag
+    def placed(self):
+        """(placement group id, bundle indices this actor's resources come from): Ray names a
+        bundle's share of a resource CPU_group_<index>_<pg id>."""
+        from ray._private.utils import PLACEMENT_GROUP_INDEXED_BUNDLED_RESOURCE_PATTERN as INDEXED
+        resources = ray._private.worker.global_worker.core_worker.resource_ids()
+        matches = [INDEXED.match(name) for name in resources]
+        bundles = sorted({int(m.group(2)) for m in matches if m and m.group(1) != "bundle"})
+        return ray.get_runtime_context().get_placement_group_id(), bundles
 
 def ready(group, timeout):
     done, _ = ray.wait([a.__ray_ready__.remote() for a in group.actors], num_returns=len(group.actors), timeout=timeout)
@@ -36,6 +45,8 @@ make = lambda tag, n: create_group(Probe, n, device_kind="cpu", cpus=0.25, gpus=
 a, b = make("a", 2), make("b", 2)
 out = {"a": ready(a, 60), "b": ready(b, 60), "owns": [a.owns_placement, b.owns_placement]}
 out["pings"] = a.call("ping") + b.call("ping")
+out["shared_id"] = shared.id.hex()
+out["placed"] = {"a": a.call("placed"), "b": b.call("placed")}
 c = make("c", 1)  # bundle 0 is full: must wait
 out["c_while_full"] = ready(c, 5)
 a.shutdown()  # frees a0 (bundle 0) and a1: c fits now; the shared placement stays
@@ -66,6 +77,10 @@ def test_groups_share_bundles_and_the_owner_releases_them():
     out = json.loads(lines[0][len("RESULT "):])
     assert out["a"] == 2 and out["b"] == 2  # a_i + b_i fill bundle i
     assert out["pings"] == ["a0", "a1", "b0", "b1"]
+    # actor i of each group in bundle i of the shared placement group (trainer rank i, engine i and
+    # reward actor i on GPU i), not merely somewhere in it
+    for group in ("a", "b"):
+        assert out["placed"][group] == [[out["shared_id"], [0]], [out["shared_id"], [1]]], out["placed"]
     assert out["owns"] == [False, False] and out["own"] is True
     assert out["c_while_full"] == 0 and out["c_after_a_shutdown"] == 1
     assert out["b_after_a_shutdown"] == ["b0", "b1"]
