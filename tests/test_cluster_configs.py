@@ -9,16 +9,36 @@ import sys
 
 import pytest
 
+from omegaconf import OmegaConf
+
 from rlhf.config import ConfigError, load_config
-from rlhf.layout import demand, total_gpus
+from rlhf.layout import cpu_capacity, demand, total_gpus
 from tests.conftest import REPO_ROOT, compose
 
 LAYOUTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "cluster").glob("*.yaml"))
 GPU_LAYOUTS = [name for name in LAYOUTS if name.startswith("gpu_")]
-MODELS = sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml"))
+# Presets that take any checkpoint leave model.path to the command line; they pair with no layout here.
+MODELS = sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml")
+                if not OmegaConf.is_missing(compose([f"model={p.stem}"]).model, "path"))
 # GPU layouts are sized for the hub checkpoints (model.path set); the locally built models
 # (model.path null) use the recipe's small CPU batches, meant for the CPU layouts.
 HUB_MODELS = [m for m in MODELS if compose([f"model={m}"]).model.path is not None]
+
+# What each layout asks Ray for and what its nodes offer, worked out by hand from its YAML:
+# (trainer GPUs, generator GPUs, reward GPUs, CPUs asked; GPUs, CPUs the nodes have).
+# Generators ask gpus_per_engine on each tensor-parallel worker and cpus_per_engine per engine.
+EXPECTED_DEMAND = {
+    # 8 ranks x 0.5 | 8 engines x TP 1 x 0.35 | 4 actors x 0.15; CPUs 8 x 4 + 8 x 2 + 4 x 2; 1 node x (8 GPUs, 64 CPUs)
+    "gpu_1x8": (4, 2.8, 0.6, 56, 8, 64),
+    # 8 x 1 | 3 x 2 x 1 | 2 x 1; CPUs 8 x 4 + 3 x 4 + 2 x 4; 2 nodes x (8, 64)
+    "gpu_2x8": (8, 6, 2, 52, 16, 128),
+    # 16 x 1 | 6 x 2 x 1 | 4 x 1; CPUs 16 x 4 + 6 x 4 + 4 x 4; 4 nodes x (8, 64)
+    "gpu_4x8": (16, 12, 4, 104, 32, 256),
+    # no GPUs; CPUs 2 x 0.5 + 1 x 0.5 + 1 x 0.5 of num_cpus=2
+    "local_cpu": (0, 0, 0, 2, 0, 2),
+    # no GPUs; CPUs 2 x 0.5 (node_a) + 0.5 + 0.5 (node_b) of 2 nodes x 1
+    "two_node_cpu": (0, 0, 0, 2, 0, 2),
+}
 
 
 def overrides_for(layout: str, model: str) -> list[str]:
@@ -32,6 +52,7 @@ def test_the_expected_layouts_exist():
     assert {"local_cpu", "gpu_1x8", "gpu_2x8", "gpu_4x8", "two_node_cpu"} <= set(LAYOUTS)
     assert {"tiny", "llama3_3b", "llama3_8b"} <= set(MODELS)
     assert {"llama3_3b", "llama3_8b"} <= set(HUB_MODELS) and "tiny" not in HUB_MODELS
+    assert set(EXPECTED_DEMAND) == set(LAYOUTS), "work out a new layout's numbers in EXPECTED_DEMAND"
 
 
 @pytest.mark.parametrize("layout, model", [(layout, model) for layout in LAYOUTS for model in MODELS
@@ -40,26 +61,20 @@ def test_layout_composes_and_fits(layout, model):
     run = load_config(compose(overrides_for(layout, model)))
     c, need = run.cluster, demand(run)
     t, g, r = c.trainer, c.generator, c.reward
-    # the arithmetic, from the layout's own numbers
-    assert need.trainer_gpus == t.ranks * t.gpus_per_rank
-    assert need.generator_gpus == g.engines * g.tensor_parallel * g.gpus_per_engine
-    assert need.reward_gpus == r.actors * r.gpus_per_actor
-    assert need.cpus == t.ranks * t.cpus_per_rank + g.engines * g.cpus_per_engine + r.actors * r.cpus_per_actor
+    trainer_gpus, generator_gpus, reward_gpus, cpus, gpus_owned, cpus_owned = EXPECTED_DEMAND[layout]
+    assert (need.trainer_gpus, need.generator_gpus, need.reward_gpus) == pytest.approx(
+        (trainer_gpus, generator_gpus, reward_gpus))
+    assert need.cpus == pytest.approx(cpus)
+    assert (total_gpus(c), cpu_capacity(c)) == (gpus_owned, cpus_owned)
+    assert need.gpus <= gpus_owned + 1e-9 and need.cpus <= cpus_owned
     if layout in GPU_LAYOUTS:
         assert c.gpus_per_node == 8 and c.nodes in (1, 2, 4)
-        assert 0 < need.gpus <= total_gpus(c)
         assert g.tensor_parallel <= c.gpus_per_node
         if c.colocate:  # each vLLM worker beside a trainer rank, sharing its GPU
             assert g.engines * g.tensor_parallel <= t.ranks
             assert t.gpus_per_rank + g.gpus_per_engine + r.gpus_per_actor <= 1
         else:  # whole GPUs, nothing shared, no GPU idle
-            assert need.gpus == total_gpus(c)
-    else:
-        assert need.gpus == 0
-        capacity = c.num_cpus if c.address is None else c.nodes * c.cpus_per_node
-        assert need.cpus <= capacity
-    if c.cpus_per_node:
-        assert need.cpus <= c.nodes * c.cpus_per_node
+            assert need.gpus == pytest.approx(gpus_owned)
     # ZeRO-3: every stage's batch splits evenly over the trainer ranks
     for stage in (run.sft, run.reward_training, run.offline, run.online):
         assert stage.batch_size % (stage.micro_batch * t.ranks) == 0
