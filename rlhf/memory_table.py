@@ -36,18 +36,29 @@ ASSUMPTIONS = """\
 - bf16 weights everywhere (device=gpu); GiB = 2^30 bytes; one GPU has {gpu_gib} GiB.
 - Trainer rank, ZeRO-3 over the layout's trainer ranks: bf16 parameters (2 B) + bf16 gradients (2 B)
   + fp32 master weights (4 B) + AdamW moments (8 B) = 16 B per parameter, divided by the ranks; the
-  frozen DPO reference model adds 2 B per parameter, also sharded.
-- Trainer working memory: two gathered layers (ZeRO-3 prefetch) plus one weight-sync bucket
-  ({bucket_mib} MiB), and the activations of the largest micro-batch of any stage, without
-  activation checkpointing: 34 x hidden bytes per token per layer, plus fp32 logits and their
-  log-softmax (6 B x vocab per token). DPO and reward pairs count as two sequences each.
+  frozen DPO reference model adds 2 B per parameter, also sharded. The optimizer step also turns
+  the rank's gradient shard into fp32 (4 B per parameter / ranks; DeepSpeed's own estimator counts
+  18 B per parameter because of it), but only after backward has freed the activations, and in
+  every row here that copy is smaller than the working memory below.
+- Trainer working memory: the largest module's parameters gathered whole (DeepSpeed's estimator
+  allows 4 B per parameter of it: the vocab x hidden embedding or LM head), one weight-sync bucket
+  ({bucket_mib} MiB), and the activations of the largest micro-batch of any stage. A Llama decoder
+  layer keeps 12 x hidden + 8 x heads x head_dim + 8 x intermediate bytes per token for backward
+  (each model's figure is in its line above):
+  both RMSNorms' fp32 inputs (4 B) and bf16 outputs (2 B); q after RoPE, k and v repeated to every
+  query head (HF repeats them when a padding mask is passed) and the attention output (2 B each);
+  the SwiGLU gate output, SiLU output, up output and their product (2 B x intermediate each). With
+  model.gradient_checkpointing only each layer's bf16 input (2 x hidden) is kept, plus one layer's
+  full activations while it is recomputed. Plus the final RMSNorm (6 x hidden) and, for the response
+  tokens only, bf16 logits, their fp32 copy and fp32 log-softmax (10 B x vocab). DPO and reward pairs
+  count as two sequences each.
 - vLLM worker: takes gpu_memory_utilization x the GPU when awake: its share of the weights
   (tensor parallel), about 1 GiB of runtime overhead (eager mode), the rest is KV cache. Asleep
   (colocated layouts, while trainers step) it keeps no weights or KV cache on the GPU.
 - Reward actor: the reward model's bf16 weights plus one scoring batch's transient activations.
 - Colocated layouts add up what shares one GPU: the training phase (trainer + reward actor, vLLM
   asleep) and the generation phase (trainer states + awake vLLM + reward actor); the larger is shown.
-- Sequence length = model.max_prompt_len + model.max_response_len."""
+- Sequence length = model.max_prompt_len + model.max_response_len; logits cover model.max_response_len."""
 
 
 @dataclass
@@ -72,6 +83,32 @@ class Architecture:
 
     def kv_bytes_per_token(self, tensor_parallel: int = 1) -> float:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * BF16 / tensor_parallel
+
+    def attention_width(self) -> int:
+        return self.num_heads * self.head_dim
+
+    def largest_module_params(self) -> int:
+        """Parameters of the module that owns the most directly: ZeRO-3 gathers module by module,
+        so this is the largest piece gathered whole (the embedding or LM head for Llama 3)."""
+        h = self.hidden_size
+        return max(self.vocab_size * h, h * self.intermediate_size, h * self.attention_width())
+
+    def layer_activation_bytes(self) -> int:
+        """Bytes one Llama decoder layer keeps for backward per token (bf16 2 B, fp32 4 B); h hidden,
+        a = heads x head_dim, i intermediate:
+            input RMSNorm             fp32 input (kept by pow and mul)                     4h
+                                      bf16 output (weight's grad; q/k/v projections' input) 2h
+            attention                 q after RoPE                                         2a
+                                      k, v repeated to every query head (HF's SDPA path
+                                      repeats them when a padding mask is passed)          2a + 2a
+                                      output (SDPA's and o_proj's input)                   2a
+            post-attention RMSNorm    fp32 input + bf16 output (gate/up input)             4h + 2h
+            SwiGLU MLP                gate output (SiLU's input)                           2i
+                                      SiLU output, up output (the product's inputs)        2i + 2i
+                                      product (down_proj's input)                          2i
+        = 12h + 8a + 8i. Left out as small: SDPA's fp32 log-sum-exp (4 B per head), RoPE's cos/sin
+        and the boolean attention mask every layer shares."""
+        return 12 * self.hidden_size + 8 * self.attention_width() + 8 * self.intermediate_size
 
 
 def architecture(model) -> Architecture:
@@ -106,25 +143,48 @@ class Estimate:
         return self.resident_gib + self.working_gib
 
 
-def _activations(arch: Architecture, sequences: int, seq_len: int, logits: bool) -> float:
-    per_token = arch.num_layers * 34 * arch.hidden_size + (6 * arch.vocab_size if logits else 0)
-    return sequences * seq_len * per_token
+def activation_bytes(arch: Architecture, sequences: int, seq_len: int, logit_tokens: int,
+                     checkpointing: bool) -> float:
+    """Activations kept at the peak of one micro-batch's forward and backward. With checkpointing,
+    each layer keeps only its bf16 input, and one layer's activations exist again while recomputed."""
+    h = arch.hidden_size
+    if checkpointing:
+        layers = arch.num_layers * 2 * h + arch.layer_activation_bytes()
+    else:
+        layers = arch.num_layers * arch.layer_activation_bytes()
+    final_norm = 6 * h                  # fp32 input + bf16 output
+    logits = 10 * arch.vocab_size       # bf16 logits, their fp32 copy, fp32 log-softmax
+    return sequences * (seq_len * (layers + final_norm) + logit_tokens * logits)
+
+
+def policy_state_bytes(arch: Architecture, ranks: int) -> float:
+    """bf16 parameters and gradients, fp32 master weights and AdamW moments: 16 B per parameter, sharded."""
+    return 16 * arch.params() / ranks
+
+
+def gathered_parameter_bytes(arch: Architecture) -> float:
+    """ZeRO-3's gathered parameters, as DeepSpeed's estimator counts them: 4 B per parameter of the
+    largest module (the bf16 copy in use, and as much again prefetched or not yet released)."""
+    return 4 * arch.largest_module_params()
 
 
 def trainer_estimate(run, arch: Architecture, bucket_bytes: int) -> tuple[Estimate, float]:
     """(estimate while stepping, GiB of resident states alone)."""
     params, ranks = arch.params(), run.cluster.trainer.ranks
-    states = 16 * params / ranks
+    states = policy_state_bytes(arch, ranks)
     reference = BF16 * params / ranks if "online_dpo" in run.stages or run.stage == "offline_dpo" else 0.0
-    seq_len = run.model.max_prompt_len + run.model.max_response_len
-    stages = {"sft": _activations(arch, run.sft.micro_batch, seq_len, True),
-              "reward": _activations(arch, 2 * run.reward_training.micro_batch, seq_len, False),
-              "dpo": _activations(arch, 2 * run.online.micro_batch, seq_len, True)}
+    m = run.model
+    seq_len, checkpointing = m.max_prompt_len + m.max_response_len, m.gradient_checkpointing
+    stages = {"sft": activation_bytes(arch, run.sft.micro_batch, seq_len, m.max_response_len, checkpointing),
+              "reward": activation_bytes(arch, 2 * run.reward_training.micro_batch, seq_len, 0, checkpointing),
+              "dpo": activation_bytes(arch, 2 * run.online.micro_batch, seq_len, m.max_response_len, checkpointing)}
     stage = max(stages, key=stages.get)
-    buffers = 2 * arch.layer_params() * BF16 + bucket_bytes
+    buffers = gathered_parameter_bytes(arch) + bucket_bytes
     resident = (states + reference) / GIB
-    return (Estimate("trainer rank", run.cluster.trainer.gpus_per_rank, resident, (stages[stage] + buffers) / GIB,
-                     f"ZeRO-3 over {ranks} ranks; peak activations in the {stage} stage"), resident)
+    note = f"ZeRO-3 over {ranks} ranks; peak activations in the {stage} stage" + \
+        (", gradient checkpointing" if checkpointing else ", no gradient checkpointing")
+    return Estimate("trainer rank", run.cluster.trainer.gpus_per_rank, resident, (stages[stage] + buffers) / GIB,
+                    note), resident
 
 
 def vllm_estimate(run, arch: Architecture, gpu_gib: float) -> tuple[Estimate, float]:
@@ -193,9 +253,13 @@ def render(gpu_gib: float, bucket_bytes: int, models=("llama3_3b", "llama3_8b"))
     for model in models:
         run = compose_run(["model=" + model, "device=gpu", "cluster=gpu_2x8"])
         arch = architecture(run.model)
+        checkpointing = "on" if run.model.gradient_checkpointing else "off"
         lines.append(f"- **{model}** ({run.model.path}): {arch.params() / 1e9:.2f} B parameters, "
                      f"{arch.num_layers} layers, KV cache {arch.kv_bytes_per_token() / 1024:.0f} KiB per token, "
-                     f"sequence length {run.model.max_prompt_len + run.model.max_response_len}.")
+                     f"sequence length {run.model.max_prompt_len + run.model.max_response_len}; training keeps "
+                     f"{arch.layer_activation_bytes() / 1024:.0f} KiB per token per layer "
+                     f"({arch.layer_activation_bytes() / arch.hidden_size:.1f} x hidden), gradient checkpointing "
+                     f"{checkpointing}.")
     lines += ["", "| layout | model | role | GPU share | weights / states (GiB) | activations / KV / buffers (GiB) "
               f"| total (GiB) | of {gpu_gib:g} GiB | notes |", "|---|---|---|---|---|---|---|---|---|"]
     for layout in gpu_layouts():
