@@ -18,6 +18,7 @@ STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo", "build_prefs",
 RECIPE = ("sft", "reward", "online_dpo")
 TRUNCATED = ("rank_last", "drop", "keep")  # what a response cut at the token limit counts as (rlhf.pairs)
 SCHEDULES = ("constant", "cosine")  # after linear warm-up: hold the rate, or decay it to ~0 by the last step
+SYNC_METHODS = ("auto", "object_store", "collective", "cuda_ipc")  # trainer -> vLLM weights (rlhf.sync)
 
 
 class ConfigError(ValueError):
@@ -167,6 +168,11 @@ class OnlineConfig(DPOConfig):
     truncated: str = "rank_last"
     refresh_reference: bool = False
     save_every_round: bool = True
+
+
+@dataclass
+class SyncConfig:
+    method: str = "auto"
 
 
 @dataclass
@@ -323,6 +329,7 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     prefs: PrefsConfig = field(default_factory=PrefsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -411,6 +418,7 @@ def validate(run: RunConfig) -> None:
     errors += layout_errors(run)
     errors += validate_prefs(run.prefs, run.stage == "build_prefs")
     errors += validate_eval(run)
+    errors += validate_sync(run)
     if errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(errors))
 
@@ -482,6 +490,19 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
             errors.append("prefs: responders_per_speech x samples_per_responder must give at least 2 responses "
                           "per speech to form a pair")
     return errors
+
+
+def validate_sync(run: RunConfig) -> list[str]:
+    method, kind, colocate = run.sync.method, run.device.kind, run.cluster.colocate
+    if method not in SYNC_METHODS:
+        return [f"sync.method={method!r} must be one of {SYNC_METHODS}"]
+    if method == "cuda_ipc" and not (kind == "gpu" and colocate):
+        return ["sync.method=cuda_ipc needs device=gpu and a colocated layout (cluster.colocate=true): "
+                "use sync.method=auto"]
+    if method == "collective" and colocate:
+        return ["sync.method=collective cannot connect a trainer rank and a vLLM worker on the same GPU "
+                "(cluster.colocate=true): use sync.method=auto (CUDA IPC there)"]
+    return []
 
 
 def validate_eval(run: RunConfig) -> list[str]:
