@@ -75,9 +75,17 @@ def prepare_vllm_process(kind: str) -> None:
 
 
 def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: float, sleep_mode: bool = False) -> dict:
-    """`sleep_mode`: colocated engines, which free their GPU memory while trainers step (GPU only)."""
+    """`sleep_mode`: colocated engines, which free their GPU memory while trainers step (GPU only).
+
+    Tensor parallel > 1 uses vLLM's multiprocessing executor inside the engine's actor: the actor
+    holds all of the engine's GPUs (or CPU cores) and vLLM spawns one worker process per rank.
+    Left to itself, vLLM picks its Ray executor inside a placement group, which refuses a bundle
+    holding more than one GPU. GPU engines capture CUDA graphs (no enforce_eager), as OpenRLHF and
+    verl run them; the CPU backend has none to capture."""
     check_kind(kind)
-    args = {"tensor_parallel_size": tensor_parallel, "enforce_eager": True}
+    args = {"tensor_parallel_size": tensor_parallel, "enforce_eager": kind == "cpu"}
+    if tensor_parallel > 1:
+        args["distributed_executor_backend"] = "mp"
     if kind == "gpu":
         args["gpu_memory_utilization"] = gpu_memory_utilization
         if sleep_mode:
