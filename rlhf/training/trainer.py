@@ -9,6 +9,7 @@ The same rank runs every training stage of the recipe: `load(kind=...)` builds t
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import time
@@ -245,10 +246,13 @@ class TrainerRank:
         state = self.full_state_dict()
         if self.rank == 0:
             module = self.engine.module
-            for key, value in (extra_config or {}).items():
-                setattr(module.config, key, value)
-            module.config.use_cache = True
             module.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+            # The checkpoint is for inference (KV cache on); the live module trains without a cache,
+            # so only the written config changes.
+            config = copy.deepcopy(module.config)
+            for key, value in {**(extra_config or {}), "use_cache": True}.items():
+                setattr(config, key, value)
+            config.save_pretrained(out_dir)
         torch.distributed.barrier()
 
     def init_weight_sync_group(self, master_address: str, master_port: int, world_size: int) -> None:
