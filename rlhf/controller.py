@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import time
@@ -27,7 +28,7 @@ from rlhf.config import OnlineConfig
 from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
 from rlhf.pairs import select_pairs
-from rlhf.sync.weight_sync import sync_weights
+from rlhf.sync.weight_sync import WeightSyncTimeout, connect, sync_weights
 from rlhf.training.batching import EncodedPair
 
 WEIGHT_BUCKET_BYTES = 256 << 20
@@ -185,8 +186,22 @@ class OnlineDPO:
 
     # -- recovery from dead actors -------------------------------------------------------------------
     def _sync(self) -> None:
-        sync_weights(self.trainers, self.generators, device_kind=self.device_kind,
-                     bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+        """Weights to every engine. If the sync fails while every trainer rank is alive, an engine
+        died or restarted under it: wait until all engines answer, rebuild the broadcast group
+        (a restarted engine's workers are in none) and sync again. A dead trainer rank is left
+        to the caller (the trainer group is rebuilt and the training redone)."""
+        for attempt in range(MAX_RECOVERIES + 1):
+            try:
+                sync_weights(self.trainers, self.generators, device_kind=self.device_kind,
+                             bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+                return
+            except (*ACTOR_FAILURES, ray.exceptions.RayTaskError, WeightSyncTimeout) as err:
+                if attempt == MAX_RECOVERIES or self.trainers.group.dead():
+                    raise
+                logging.getLogger(__name__).warning(
+                    "weight_sync: failed (%s); waiting for every engine, then syncing again", type(err).__name__)
+                self.generators.wait_alive()
+                connect(self.trainers, self.generators)
 
     def _with_recovery(self, phase: str, events: list, recover, work):
         """Run `work`; if an actor died under it, let `recover` restore the group and run it again."""
@@ -204,6 +219,7 @@ class OnlineDPO:
         if not self.generators.dead() and not isinstance(err, ACTOR_FAILURES):
             return False  # nobody died: a real error
         self.generators.wait_alive()
+        connect(self.trainers, self.generators)  # the restarted engine's workers are in no weight-sync group
         self._sync()
         return True
 
@@ -219,6 +235,7 @@ class OnlineDPO:
         if self.recover_trainers is None or not self.trainers.group.dead():
             return False
         self.trainers = self.recover_trainers()
+        connect(self.trainers, self.generators)  # the new rank 0 is in no weight-sync group
         return True
 
     def run(self, start_round: int = 0):

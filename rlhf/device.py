@@ -7,6 +7,7 @@ bfloat16 on the host, vLLM's CPU build. GPU: NCCL, CUDA tensors, vLLM on CUDA wi
 from __future__ import annotations
 
 import os
+import traceback
 
 import torch
 
@@ -161,26 +162,105 @@ def deepspeed_accelerator_env(kind: str) -> dict[str, str]:
     return {"DS_ACCELERATOR": "cuda" if kind == "gpu" else "cpu"}
 
 
-def weight_sync_group(kind: str, master_address: str, master_port: int, rank: int, world_size: int):
-    """A process group between trainer rank 0 and every vLLM worker, for broadcasting weights.
+SYNC_METHODS = ("object_store", "collective", "cuda_ipc")
 
-    GPU only: vLLM's stateless NCCL communicator, so it does not touch the trainer's default group.
-    On CPU, weights travel through Ray's object store instead (see rlhf.sync)."""
-    if kind != "gpu":
-        return None
+
+def default_sync_method(kind: str, colocate: bool) -> str:
+    """`sync.method=auto`: a broadcast group on GPUs (CUDA IPC when trainer and engine share a GPU,
+    where NCCL cannot connect them); Ray's object store on CPU, the quickest there."""
+    check_kind(kind)
+    if kind == "gpu":
+        return "cuda_ipc" if colocate else "collective"
+    return "object_store"
+
+
+def sync_backend(kind: str, method: str) -> str:
+    """What carries the weights for a sync method on this device (recorded in the run summary)."""
+    check_kind(kind)
+    return {"object_store": "ray", "cuda_ipc": "cuda_ipc"}.get(method, "nccl" if kind == "gpu" else "gloo")
+
+
+def loads_weights_per_bucket(kind: str) -> bool:
+    """GPU: each received bucket goes straight into the model (`load_weights`). CPU: vLLM's CPU
+    backend pre-packs linear weights, which `load_weights` cannot write into, so buckets are kept
+    until the last one and applied together with `reload_weights`."""
+    check_kind(kind)
+    return kind == "gpu"
+
+
+class WeightGroup:
+    """A broadcast group between trainer rank 0 (rank 0) and every vLLM worker, outside both
+    sides' default process groups (the trainers' ZeRO-3 world, vLLM's tensor-parallel world).
+    `broadcast` sends from / receives into `tensor`; `close` frees the communicator and drops the
+    last reference to it, which closes its connections, so peers blocked on it fail at once
+    instead of waiting out the timeout."""
+
+    def __init__(self, handle, broadcast, close):
+        self._handle, self._broadcast, self._close = handle, broadcast, close
+
+    def broadcast(self, tensor: torch.Tensor, src: int) -> None:
+        if self._handle is None:
+            raise RuntimeError("the weight-sync group was closed")
+        try:
+            self._broadcast(self._handle, tensor, src)
+        except Exception as err:
+            traceback.clear_frames(err.__traceback__)  # its frames would keep the communicator alive after close()
+            raise
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._close(handle)
+
+
+def weight_sync_group(kind: str, master_address: str, master_port: int, rank: int, world_size: int,
+                      timeout_s: float = 600.0) -> WeightGroup:
+    """Join a new weight-sync group; rank 0 hosts its rendezvous at master_address:master_port.
+    GPU: vLLM's stateless NCCL communicator. CPU: a stateless gloo group (same protocol, so CPU
+    runs exercise it)."""
+    check_kind(kind)
+    if kind == "gpu":
+        return _nccl_weight_group(master_address, master_port, rank, world_size, timeout_s)
+    return _gloo_weight_group(master_address, master_port, rank, world_size, timeout_s)
+
+
+def _nccl_weight_group(address: str, port: int, rank: int, world_size: int, timeout_s: float) -> WeightGroup:
     from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
     from vllm.distributed.utils import StatelessProcessGroup
 
-    group = StatelessProcessGroup.create(host=master_address, port=master_port, rank=rank, world_size=world_size)
-    return PyNcclCommunicator(group, device=torch.cuda.current_device())
+    group = StatelessProcessGroup.create(host=address, port=port, rank=rank, world_size=world_size,
+                                         store_timeout=int(timeout_s))
+    return WeightGroup(PyNcclCommunicator(group, device=torch.cuda.current_device()), _nccl_broadcast,
+                       lambda comm: comm.destroy())
 
 
-def sync_troubleshooting(kind: str) -> str:
+def _nccl_broadcast(comm, tensor: torch.Tensor, src: int) -> None:
+    stream = torch.cuda.current_stream()
+    comm.broadcast(tensor, src=src, stream=stream)
+    stream.synchronize()  # the receiver loads the tensor next; the sender may free it
+
+
+def _gloo_weight_group(address: str, port: int, rank: int, world_size: int, timeout_s: float) -> WeightGroup:
+    from datetime import timedelta
+
+    from vllm.distributed.utils import stateless_init_torch_distributed_process_group
+
+    group = stateless_init_torch_distributed_process_group(address, port, rank, world_size, backend="gloo",
+                                                           timeout=timedelta(seconds=timeout_s))
+    # A stateless group: its own ranks, so its own broadcast (torch.distributed.broadcast would
+    # translate ranks through the default group).
+    return WeightGroup(group, lambda pg, tensor, src: pg.broadcast(tensor, src).wait(), lambda pg: pg.shutdown())
+
+
+def sync_troubleshooting(kind: str, method: str = "collective") -> str:
     """What to check when a weight sync hangs."""
+    if method == "object_store":
+        return "the weights travel through Ray's object store: check `ray status` for object store memory"
     if kind == "gpu":
         return ("trainer rank 0 must reach every vLLM worker's NCCL group: check firewalls between nodes "
                 "and NCCL_SOCKET_IFNAME; NCCL_DEBUG=INFO shows where it stops")
-    return "on CPU the weights travel through Ray's object store: check `ray status` for object store memory"
+    return ("trainer rank 0 must reach every vLLM worker's gloo group over TCP: check firewalls between nodes "
+            "and GLOO_SOCKET_IFNAME")
 
 
 def env_for(kind: str) -> dict[str, str]:

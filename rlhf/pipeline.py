@@ -433,13 +433,25 @@ class Pipeline:
                 gpu_memory_utilization=layout.gpu_memory_utilization, colocate=run.cluster.colocate)))
         self.results["generators"] = group.call("info")
         self.results.setdefault("placement", {})["generator"] = group.where()
-        if run.device.kind == "gpu" and run.cluster.colocate:
-            group.colocated = True  # same GPUs as the trainer ranks: weights via CUDA IPC, not NCCL
-        elif run.device.kind == "gpu":
-            from rlhf.sync.weight_sync import init_gpu_sync_group
-
-            init_gpu_sync_group(self.trainers, group, layout.tensor_parallel)
+        self._attach_sync(group)
         return group
+
+    def _attach_sync(self, group) -> None:
+        """How weights reach these engines (sync.method), its broadcast group if it has one, and a
+        record of both: the method, its backend and the vLLM workers each engine really runs."""
+        import logging
+
+        from rlhf.controller import SYNC_TIMEOUT_S
+        from rlhf.sync.weight_sync import SyncPlan, attach, engine_workers, resolve_method
+
+        run = self.run
+        plan = SyncPlan(resolve_method(run.sync.method, run.device.kind, run.cluster.colocate), run.device.kind,
+                        run.cluster.generator.tensor_parallel, SYNC_TIMEOUT_S)
+        attach(group, plan, self.trainers)
+        workers = engine_workers(group)
+        self.results["weight_sync"] = {**plan.describe(), "workers_per_engine": [len(w) for w in workers]}
+        logging.getLogger(__name__).info("weight sync: %s (%s), %d engine(s) x %d vLLM worker(s)", plan.method,
+                                         plan.describe()["backend"], len(workers), len(workers[0]))
 
     def _scorer(self):
         from rlhf.scoring.scorers import ActorScorer, RemoteScorer

@@ -97,16 +97,20 @@ class Generator:
     def load_state(self, state: dict) -> int:
         """CPU weight sync: the full state dict, handed over through Ray's object store."""
         self._wake("weights")
-        loaded = sum(self.llm.collective_rpc("load_state", kwargs={"state": state}))
+        loaded = max(self.llm.collective_rpc("load_state", kwargs={"state": state}))  # per worker, all the same
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
         return loaded
 
-    def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int) -> None:
-        self.llm.collective_rpc("init_weight_sync_group", args=(master_address, master_port, rank_offset, world_size))
+    def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int,
+                               device_kind: str, timeout_s: float) -> list[int]:
+        """Every worker of this engine joins a new broadcast group (leaving the old one); returns
+        their ranks in it."""
+        return self.llm.collective_rpc("init_weight_sync_group", args=(
+            master_address, master_port, rank_offset, world_size, device_kind, timeout_s))
 
     def receive_bucket(self, names: list[str], dtypes: list[str], shapes: list[list[int]]) -> int:
         self._wake("weights")  # colocated: weights back on the GPU before they are overwritten
-        return sum(self.llm.collective_rpc("receive_bucket", args=(names, dtypes, shapes)))
+        return max(self.llm.collective_rpc("receive_bucket", args=(names, dtypes, shapes)))
 
     def receive_ipc_bucket(self, names: list[str], handles_by_gpu: dict) -> int:
         """Colocated GPU sync: each worker opens the CUDA IPC handles of its own GPU's trainer rank."""
@@ -116,4 +120,7 @@ class Generator:
         return sum(self.llm.collective_rpc(load_bucket, args=(names, handles_by_gpu)))
 
     def finish_sync(self) -> None:
+        """After the last bucket: workers apply buckets they kept (CPU), and the prefix cache,
+        computed with the old weights, goes."""
+        self.llm.collective_rpc("finish_sync")
         self.llm.reset_prefix_cache()

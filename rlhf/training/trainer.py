@@ -255,33 +255,66 @@ class TrainerRank:
             config.save_pretrained(out_dir)
         torch.distributed.barrier()
 
-    def init_weight_sync_group(self, master_address: str, master_port: int, world_size: int) -> None:
-        """GPU only: rank 0 joins the NCCL group it shares with every vLLM worker, as its rank 0."""
+    def init_weight_sync_group(self, master_address: str, master_port: int, world_size: int,
+                               timeout_s: float = 600.0) -> None:
+        """Rank 0 joins a new broadcast group with every vLLM worker, as its rank 0, leaving the
+        old one (after a recovery its peers may be gone). Other ranks only help gather."""
         if self.rank == 0:
-            self._weight_group = device.weight_sync_group(self.kind_device, master_address, master_port, 0, world_size)
+            self.close_weight_sync_group()
+            self._weight_group = device.weight_sync_group(self.kind_device, master_address, master_port, 0,
+                                                          world_size, timeout_s)
+
+    def close_weight_sync_group(self) -> None:
+        group, self._weight_group = getattr(self, "_weight_group", None), None
+        if group is not None:
+            group.close()
 
     def broadcast_weights(self, generators: list, bucket_bytes: int, timeout_s: float) -> int:
-        """GPU weight sync: every rank helps gather each bucket; rank 0 announces the bucket to the
-        engines (one call per bucket, not per tensor) and broadcasts its tensors."""
-        import ray
+        """Collective weight sync: every rank helps gather each bucket; rank 0 announces the bucket
+        to the engines (one call per bucket, not per tensor) and broadcasts its tensors. If sending
+        fails (an engine died), rank 0 closes the group, so the other engines stop waiting, and
+        keeps gathering with the other ranks until the last bucket, so none of them is left in a
+        collective; then it raises. If a gather fails (a trainer rank died), it closes the group too."""
+        device.empty_cache(self.kind_device)  # the step's cached blocks, before the engines load weights
+        sent, error = 0, None
+        try:
+            for bucket in self.gathered_buckets(bucket_bytes, to_cpu=False):
+                if bucket is None or error is not None:
+                    continue
+                try:
+                    sent += self._send_bucket(generators, bucket, timeout_s)
+                except Exception as err:  # noqa: BLE001 - raised after the last gather
+                    error = err
+                    self.close_weight_sync_group()
+            if self.rank == 0 and error is None:
+                import ray
 
-        sent = 0
-        for bucket in self.gathered_buckets(bucket_bytes, to_cpu=False):
-            if bucket is None:
-                continue
-            names = [name for name, _ in bucket]
-            dtypes = [str(t.dtype).removeprefix("torch.") for _, t in bucket]
-            shapes = [list(t.shape) for _, t in bucket]
-            pending = [g.receive_bucket.remote(names, dtypes, shapes) for g in generators]
-            for _, tensor in bucket:
-                self._weight_group.broadcast(tensor, src=0)
-            ray.get(pending, timeout=timeout_s)
-            sent += len(bucket)
-        if self.rank == 0:
-            ray.get([g.finish_sync.remote() for g in generators], timeout=timeout_s)
+                ray.get([g.finish_sync.remote() for g in generators], timeout=timeout_s)
+        except Exception:
+            self.close_weight_sync_group()
+            raise
+        finally:
+            device.empty_cache(self.kind_device)
+        if error is not None:
+            raise error
         return sent
 
+    def _send_bucket(self, generators: list, bucket: list, timeout_s: float) -> int:
+        import ray
+
+        if getattr(self, "_weight_group", None) is None:
+            raise RuntimeError("trainer rank 0 is in no weight-sync group (init_weight_sync_group first)")
+        names = [name for name, _ in bucket]
+        dtypes = [str(t.dtype).removeprefix("torch.") for _, t in bucket]
+        shapes = [list(t.shape) for _, t in bucket]
+        pending = [g.receive_bucket.remote(names, dtypes, shapes) for g in generators]
+        for _, tensor in bucket:
+            self._weight_group.broadcast(tensor, src=0)
+        ray.get(pending, timeout=timeout_s)
+        return len(bucket)
+
     def shutdown(self) -> None:
+        self.close_weight_sync_group()
         self.release()
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
