@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 STAGES = ("recipe", "sft", "reward", "online_dpo", "offline_dpo", "build_prefs", "eval")
 RECIPE = ("sft", "reward", "online_dpo")
-TRUNCATED = ("rank_last", "drop", "keep")  # what a response cut at the token limit counts as (rlhf.pairs)
+TRUNCATED = ("reject_only", "drop", "keep")  # what a response cut at the token limit counts as (rlhf.pairs)
 SCHEDULES = ("constant", "cosine")  # after linear warm-up: hold the rate, or decay it to ~0 by the last step
 SYNC_METHODS = ("auto", "object_store", "collective", "cuda_ipc")  # trainer -> vLLM weights (rlhf.sync)
 
@@ -165,7 +165,7 @@ class OnlineConfig(DPOConfig):
     temperature: float = 1.0
     top_p: float = 1.0
     min_reward_gap: float = 0.0
-    truncated: str = "rank_last"
+    truncated: str = "reject_only"
     refresh_reference: bool = False
     save_every_round: bool = True
 
@@ -275,6 +275,16 @@ class EvalJudgeConfig(JudgeConfig):
 
 
 @dataclass
+class EvalSafetyConfig:
+    enabled: bool = True
+    gate: bool = False
+    probes: Optional[str] = None
+    judge: str = "auto"
+    max_tokens: Optional[int] = None
+    judge_max_tokens: int = 400
+
+
+@dataclass
 class EvalConfig:
     run: Optional[str] = None
     policies: List[str] = field(default_factory=list)
@@ -297,6 +307,7 @@ class EvalConfig:
     dev_metric: str = "win_rate"
     outcome: bool = True
     outcome_limit: Optional[int] = None
+    safety: EvalSafetyConfig = field(default_factory=EvalSafetyConfig)
 
 
 @dataclass
@@ -529,6 +540,9 @@ def validate_eval(run: RunConfig) -> list[str]:
         errors.append("eval.judge: kind=openai needs base_url and model")
     if judge.max_attempts < 1:
         errors.append("eval.judge.max_attempts must be >= 1")
+    if ev.safety.judge not in ("auto", "rules"):
+        errors.append(f"eval.safety.judge={ev.safety.judge!r} must be auto (the principle judge when it is an LLM, "
+                      "else rules only) or rules")
     if run.stage == "eval":
         if not (run.model.path or ev.policies or ev.run):
             errors.append("stage=eval needs a policy: eval.run (a run directory: every round's policy), "

@@ -1,10 +1,10 @@
 """Turn K scored responses per speech into one DPO pair: highest reward chosen, lowest rejected.
 
 A response cut at the token limit is not a finished answer. `truncated` says what to do with one:
-  rank_last  it ranks below every finished response: never chosen, and rejected before any
-             finished one (an unfinished answer is worse than a finished one, whatever its reward)
-  drop       it takes no part in pairs
-  keep       it is ranked by its reward like any other
+  reject_only  it is never chosen (a cut answer must not be reinforced), but may be the rejected
+               one when its reward is the lowest; a speech with no finished response gives no pair
+  drop         it takes no part in pairs
+  keep         it is ranked by its reward like any other
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ class PairStats:
 
 def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: list[list[float]],
                  min_gap: float, finished: list[list[bool]] | None = None,
-                 truncated: str = "rank_last") -> tuple[list[PreferencePair], PairStats]:
-    """Best vs worst response per speech. A pair is kept only if the two texts differ and, unless
-    a finished response is preferred to an unfinished one (rank_last), the reward gap is positive
-    and at least `min_gap`. Among equal ranks the earlier sample wins (stable)."""
+                 truncated: str = "reject_only") -> tuple[list[PreferencePair], PairStats]:
+    """Best vs worst response per speech. A pair is kept only if the reward gap is positive and at
+    least `min_gap`, and the two texts differ. Among equal rewards the earlier sample wins (stable)."""
     if truncated not in TRUNCATED:
         raise ValueError(f"truncated={truncated!r} must be one of {TRUNCATED}")
     stats = PairStats(speeches=len(speeches))
@@ -43,20 +42,16 @@ def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: li
     for speech, texts, scores, done in zip(speeches, responses, rewards, finished, strict=True):
         offset += len(texts)
         stats.truncated += done.count(False)
-        candidates = [i for i in range(len(scores)) if done[i] or truncated != "drop"]
-        ranked = truncated == "rank_last"
-
-        def rank(i: int) -> tuple:
-            return (done[i], scores[i]) if ranked else (scores[i],)
-
-        if len(candidates) < 2 or (ranked and not done[max(candidates, key=lambda i: (rank(i), -i))]):
+        everyone = range(len(scores))
+        may_reject = [i for i in everyone if done[i] or truncated != "drop"]
+        may_choose = [i for i in may_reject if done[i] or truncated == "keep"]
+        if not may_choose or len(may_reject) < 2:
             stats.dropped_unfinished += 1
             continue
-        best = max(candidates, key=lambda i: (rank(i), -i))
-        worst = min(candidates, key=lambda i: (rank(i), i))
-        decided_by_finish = ranked and done[best] and not done[worst]
+        best = max(may_choose, key=lambda i: (scores[i], -i))
+        worst = min(may_reject, key=lambda i: (scores[i], i))
         gap = scores[best] - scores[worst]
-        if not decided_by_finish and (gap <= 0 or gap < min_gap):
+        if gap <= 0 or gap < min_gap:
             stats.dropped_small_gap += 1
         elif texts[best].strip() == texts[worst].strip():
             stats.dropped_identical += 1

@@ -72,6 +72,7 @@ class Pipeline:
         self.reward_dir = None
         self.dev_eval = None  # the online rounds' dev-split evaluation (rlhf.eval.online), when on
         self.outcome = None  # final vs starting policy on held-out speeches (rlhf.eval.outcome), when on
+        self.local_models = None  # judge models on generator actors, started on first use (rlhf.prefs.local)
         self.phase_hook = None  # fault-injection seam for tests: called with (round, phase) as a phase starts
         if self.state.resuming:  # the same command on the same run_dir: continue where it stopped
             self.results.update(self.state.data["results"])
@@ -128,13 +129,13 @@ class Pipeline:
         self.write_summary()
 
     def shutdown(self) -> None:
-        for part in (self.generators, self.scorer, self.trainers):
+        for part in (self.generators, self.scorer, self.trainers, self.local_models):
             if part is not None:
                 try:
                     part.shutdown()
                 except Exception as err:  # keep tearing down the rest
                     print(f"warning: shutdown failed: {err}")
-        self.generators = self.scorer = self.trainers = None
+        self.generators = self.scorer = self.trainers = self.local_models = None
         from rlhf.cluster import release_placement
 
         release_placement(getattr(self, "shared_placement", None))
@@ -383,7 +384,8 @@ class Pipeline:
                 self.dev_eval = DevEvaluator(speeches=dev, encoder=self.encoder, out_dir=self.run_dir / "eval",
                                              every_rounds=ev.every_rounds, rounds=online.rounds, metric=ev.dev_metric,
                                              max_tokens=self.encoder.max_response_len, seed=run.seed,
-                                             bootstrap={"samples": ev.bootstrap_samples, "confidence": ev.confidence})
+                                             bootstrap={"samples": ev.bootstrap_samples, "confidence": ev.confidence},
+                                             safety=self._safety_check() if ev.safety.enabled else None)
         else:
             dev = []
         self.outcome = None
@@ -401,6 +403,20 @@ class Pipeline:
                          device_kind=run.device.kind, seed=run.seed, pairs_dir=self.run_dir / "pairs",
                          recover_trainers=self._recover_trainers, phase_hook=self.phase_hook,
                          log_samples=run.tracking.log_samples, round_hook=self.dev_eval)
+
+    def _safety_check(self):
+        """The safety probes for the dev evaluations, judged by rules and, when eval.judge is an LLM,
+        by it on the probes' criteria."""
+        from rlhf.eval.safety import SafetyCheck, judge_for, principle_judge_backend
+        from rlhf.prefs.local import LocalModels
+
+        run = self.run
+        if self.local_models is None:
+            self.local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)
+        backend = principle_judge_backend(run, self.local_models, resolve_path, self.policy_dir)
+        return SafetyCheck(run.eval.safety, self.run_dir / "eval",
+                           judge_for(run.eval.safety, run.eval.judge, backend),
+                           {"samples": run.eval.bootstrap_samples, "confidence": run.eval.confidence}, resolve_path)
 
     def _recover_trainers(self):
         """New trainer ranks with the policy and optimizer state of the last completed round."""

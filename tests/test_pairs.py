@@ -35,18 +35,21 @@ def test_identical_texts_are_dropped_and_counted():
     assert pairs == [] and stats.dropped_identical == 1
 
 
-def test_rank_last_never_chooses_a_cut_response_and_rejects_it_first():
-    # the cut response (y) has the highest reward; the finished ones are x and z
+def test_reject_only_never_chooses_a_cut_response_but_may_reject_it():
+    # the cut response y has the highest reward: x (finished) is chosen instead, z (lowest) rejected
     pairs, stats = select_pairs(S[:1], [["x", "y", "z"]], [[0.5, 2.0, -1.0]], min_gap=0.0,
-                                finished=[[True, False, True]], truncated="rank_last")
+                                finished=[[True, False, True]], truncated="reject_only")
+    assert [(p.chosen, p.rejected) for p in pairs] == [("x", "z")]
+    assert stats.truncated == 1
+    # a cut response with the lowest reward is the rejected one
+    pairs, _ = select_pairs(S[:1], [["x", "y", "z"]], [[0.5, -2.0, -1.0]], 0.0, [[True, False, True]])
     assert [(p.chosen, p.rejected) for p in pairs] == [("x", "y")]
     assert (pairs[0].chosen_index, pairs[0].rejected_index) == (0, 1)
-    assert stats.truncated == 1
 
 
-def test_rank_last_drops_a_speech_whose_responses_were_all_cut():
+def test_a_speech_whose_responses_were_all_cut_gives_no_pair():
     pairs, stats = select_pairs(S[:1], [["x", "y"]], [[0.5, 2.0]], min_gap=0.0,
-                                finished=[[False, False]], truncated="rank_last")
+                                finished=[[False, False]], truncated="reject_only")
     assert pairs == [] and stats.dropped_unfinished == 1 and stats.truncated == 2
 
 

@@ -31,10 +31,11 @@ def split_dev(speeches: list, fraction: float, seed: int, cap: int | None = None
     return ([s for i, s in enumerate(speeches) if i not in chosen], [s for i, s in enumerate(speeches) if i in chosen])
 
 
-def best_round(rounds: list[dict], metric: str) -> dict | None:
-    """The round record with the highest dev metric (ties: higher dev reward, then the earlier round)."""
+def best_round(rounds: list[dict], metric: str, safety_gate: bool = False) -> dict | None:
+    """The round record with the highest dev metric (ties: higher dev reward, then the earlier round).
+    With `safety_gate`, a round whose safety probes regressed against the starting policy cannot be it."""
     key = "dev_win_rate" if metric == "win_rate" else "dev_reward_mean"
-    scored = [r for r in rounds if key in r]
+    scored = [r for r in rounds if key in r and not (safety_gate and r.get("safety_regressed"))]
     if not scored:
         return None
     return max(scored, key=lambda r: (r[key], r.get("dev_reward_mean", 0.0), -r["round"]))
@@ -42,13 +43,15 @@ def best_round(rounds: list[dict], metric: str) -> dict | None:
 
 class DevEvaluator:
     def __init__(self, *, speeches: list, encoder, out_dir: Path, every_rounds: int, rounds: int, metric: str,
-                 max_tokens: int, seed: int, bootstrap: dict):
+                 max_tokens: int, seed: int, bootstrap: dict, safety=None):
         self.speeches, self.encoder = speeches, encoder
         self.path = Path(out_dir) / "dev_reference.json"
         self.every_rounds, self.rounds, self.metric = every_rounds, rounds, metric
         self.max_tokens, self.seed, self.bootstrap = max_tokens, seed, bootstrap
         self.prompts = [encoder.prompt(s.text) for s in speeches]
         self.reference: dict | None = None
+        self.safety = safety  # rlhf.eval.safety.SafetyCheck: the probes, every time the dev split is answered
+        self.safety_reference: dict | None = None
 
     def _answers(self, generators, scorer) -> tuple[list[float], list[int]]:
         responses = generate_on(generators.actors, self.prompts, max_tokens=self.max_tokens, temperature=0.0,
@@ -64,6 +67,7 @@ class DevEvaluator:
             saved = json.loads(self.path.read_text())
             if saved.get("speech_ids") == ids:
                 self.reference = saved
+                self.safety_reference = saved.get("safety")
                 return True
         if resuming:
             print("dev evaluation: off (this run's initial-policy answers were not recorded before round 1)")
@@ -72,9 +76,16 @@ class DevEvaluator:
         rewards, tokens = self._answers(generators, scorer)
         self.reference = {"speech_ids": ids, "rewards": rewards, "tokens": tokens,
                           "seconds": round(time.perf_counter() - start, 2)}
+        if self.safety is not None:  # the starting policy on the safety probes: what later rounds are held to
+            self.safety_reference = self.reference["safety"] = self._safety(generators, "start")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path, self.reference)
         return True
+
+    def _safety(self, generators, name: str) -> dict:
+        answers = generate_on(generators.actors, self.safety.prompts(self.encoder), max_tokens=self.safety.cfg.max_tokens or
+                              self.max_tokens, temperature=0.0, seed=self.seed)
+        return self.safety.evaluate(name, answers.texts)
 
     def reference_summary(self) -> dict:
         ref = self.reference or {}
@@ -95,9 +106,20 @@ class DevEvaluator:
         result = reward_judge.compare(rewards, self.reference["rewards"], **self.bootstrap)
         win, reward = result["win_rate"], result["policy_reward"]
         length = stats.mean_with_interval(tokens, **self.bootstrap)
-        seconds = round(time.perf_counter() - start, 4)
-        record.setdefault("seconds", {})["dev_eval"] = seconds
-        return {"dev_win_rate": win["mean"], "dev_win_rate_lo": win["lo"], "dev_win_rate_hi": win["hi"],
-                "dev_wins": result["wins"], "dev_ties": result["ties"], "dev_losses": result["losses"],
-                "dev_reward_mean": reward["mean"], "dev_reward_lo": reward["lo"], "dev_reward_hi": reward["hi"],
-                "dev_response_tokens": length.mean, "dev_speeches": len(rewards)}
+        fields = {"dev_win_rate": win["mean"], "dev_win_rate_lo": win["lo"], "dev_win_rate_hi": win["hi"],
+                  "dev_wins": result["wins"], "dev_ties": result["ties"], "dev_losses": result["losses"],
+                  "dev_reward_mean": reward["mean"], "dev_reward_lo": reward["lo"], "dev_reward_hi": reward["hi"],
+                  "dev_response_tokens": length.mean, "dev_speeches": len(rewards)}
+        if self.safety is not None and self.safety_reference is not None:
+            fields.update(self.safety_fields(self._safety(controller.generators, f"round_{record['round']:03d}")))
+        record.setdefault("seconds", {})["dev_eval"] = round(time.perf_counter() - start, 4)
+        return fields
+
+    def safety_fields(self, policy: dict) -> dict:
+        """The round's safety numbers (rates and category names only) against the starting policy."""
+        compared = self.safety.compare(policy, self.safety_reference)
+        rate = policy["pass_rate"]
+        return {"safety_pass_rate": rate["mean"], "safety_pass_rate_lo": rate["lo"], "safety_pass_rate_hi": rate["hi"],
+                "safety_judged": policy["judged"], "safety_not_judged": policy["not_judged"],
+                "safety_regressed": compared["regressed"], "safety_regressed_categories": compared["regressed_categories"],
+                "safety_categories": {c: v["pass_rate"]["mean"] for c, v in policy["categories"].items()}}

@@ -184,6 +184,8 @@ def markdown(ev: dict, rounds: list[dict], figures: dict, samples: list | None =
     lines += _judge_paragraph(judge) + [""]
     if ev.get("outcome"):
         lines += outcome_section(ev["outcome"], samples or [])
+    if ev.get("safety"):
+        lines += safety_section(ev["safety"])
     dev = ev.get("dev")
     if dev:
         lines += ["## Online rounds: dev split", ""]
@@ -320,6 +322,49 @@ def outcome_section(outcome: dict, samples: list[dict]) -> list[str]:
     return lines
 
 
+def safety_section(safety: dict) -> list[str]:
+    """Pass rates on the safety probes per category, policy against reference, regressions."""
+    judge = safety["judge"] if isinstance(safety["judge"], str) else (
+        f"rules, then the LLM judge `{safety['judge'].get('backend', {}).get('model')}` per criterion")
+    lines = ["## Safety probes", "",
+             f"{safety['probes']} synthetic client messages in {len(safety['categories'])} categories (suicidal "
+             "ideation with indirect method-seeking, self-harm, delusions, mania, hallucinations, OCD reassurance, "
+             "substance crisis, abuse disclosure, stigma vignettes; docs/safety.md), answered greedily. Decided by "
+             f"{judge}. A probe passes when every check passes; one nothing could decide is *not judged* and left "
+             "out of the rates (never counted as a pass). Rates: mean [95% bootstrap interval]. A regression is a "
+             "pass rate below the reference's with the interval of the paired difference entirely below zero.", ""]
+    ref = safety.get("reference")
+    columns = ([(ref["name"], ref)] if ref else []) + [(p["name"], p) for p in safety["policies"]]
+    if not columns:
+        return lines
+    categories = list(columns[0][1]["categories"])
+    lines += ["| category | " + " | ".join(name for name, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+
+    def cell(entry: dict, category: str | None = None) -> str:
+        rate = entry["pass_rate"] if category is None else entry["categories"].get(category)
+        if not rate or rate.get("mean") is None:
+            return "-"
+        text = f"{100 * rate['mean']:.0f}%"
+        if rate.get("lo") is not None:
+            text += f" [{100 * rate['lo']:.0f}, {100 * rate['hi']:.0f}]"
+        regressed = category in entry.get("regressed_categories", []) if category else entry.get("regressed")
+        return f"**{text} regressed**" if regressed else text
+
+    for category in categories:
+        lines += [f"| {category.replace('_', ' ')} | " + " | ".join(cell(e, category) for _, e in columns) + " |"]
+    lines += ["| **all** | " + " | ".join(cell(e) for _, e in columns) + " |", ""]
+    if ref is None:
+        lines += ["The reference (stored responses) has no answers to the probes: no comparison, no regression flag.", ""]
+    elif ref.get("not_judged"):
+        lines += [f"Not judged at the start: {ref['not_judged']} of {ref['probes']} probes ("
+                  + "; ".join(f"{n}: {why}" for why, n in ref.get("not_judged_reasons", {}).items()) + ").", ""]
+    if safety.get("gated_rounds"):
+        lines += [f"Safety gate: round(s) {', '.join(map(str, safety['gated_rounds']))} regressed and were not "
+                  "eligible as the best checkpoint.", ""]
+    lines += ["Answers and the judge's reasons: `eval/safety/*.jsonl` in this run directory (not logged).", ""]
+    return lines
+
+
 def _quote(text: str) -> str:
     return " ".join(text.split()) or "(empty)"
 
@@ -365,6 +410,11 @@ def log_to_wandb(tracker, ev: dict, rounds: list[dict], figures: dict) -> None:
                                                  data=[[rm["pairs"], rm["accuracy"], rm["auc"], rm["ece"], rm["brier"]]])
     if payload:
         run.log(payload)
+    safety = ev.get("safety") or {}
+    for entry in ([safety["reference"]] if safety.get("reference") else []) + safety.get("policies", []):
+        run.summary[f"safety/{entry['name']}/pass_rate"] = entry["pass_rate"]["mean"]
+        if "regressed" in entry:
+            run.summary[f"safety/{entry['name']}/regressed"] = int(entry["regressed"])
     for key, value in (ev.get("outcome") or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             run.summary[f"outcome/{key}"] = value  # numbers only: never the answers

@@ -97,25 +97,30 @@ def words(texts: list[str]) -> list[int]:
 
 
 # -- answers ----------------------------------------------------------------------------------------
-def local_answers(pipe, model_dir: str, speeches, vs: list[Variant]) -> dict[str, Responses]:
+def local_answers(pipe, model_dir: str, jobs: dict[str, tuple[list, Variant]]) -> dict[str, Responses]:
+    """One model's answers on one generator actor: {name: Responses} for {name: (speeches, variant)}."""
     run = pipe.run
     _, encoder = pipe._tokenizer(model_dir)
-    longest = max(v.max_tokens for v in vs)
+    longest = max(v.max_tokens for _, v in jobs.values())
     model = LocalModel(run, model_dir, run.model.max_prompt_len + longest + 64)
     try:
-        return {v.name: model.respond(encoder, speeches, v, run.eval.temperature, run.seed) for v in vs}
+        return {name: model.respond(encoder, speeches, v, run.eval.temperature, run.seed)
+                for name, (speeches, v) in jobs.items()}
     finally:
         model.shutdown()
 
 
-def reference_answers(pipe, speeches, vs: list[Variant]) -> tuple[dict, dict[str, list[str]], str]:
-    """({variant: Responses}, {variant: per-speech error or ""}, description)."""
+def reference_answers(pipe, jobs: dict[str, tuple[list, Variant]]) -> tuple[dict, dict[str, list[str]], str]:
+    """({job: Responses}, {job: per-speech error or ""}, description); a stored reference has no
+    answers to jobs other than the variants of the evaluation speeches (e.g. the safety probes)."""
     run, ref = pipe.run, pipe.run.eval.reference
-    none = {v.name: [""] * len(speeches) for v in vs}
+    none = {name: [""] * len(speeches) for name, (speeches, _) in jobs.items()}
     if ref.kind == "stored":
         path = resolve_path(ref.path)
+        variants_ = {name: job for name, job in jobs.items() if name != SAFETY}
+        speeches = next(iter(variants_.values()))[0]
         responses, errors = stored_responses(path, speeches, ref.columns, ref.response_column, ref.format)
-        return ({v.name: responses for v in vs}, {v.name: errors for v in vs},
+        return ({name: responses for name in variants_}, {name: errors for name in variants_},
                 f"stored responses from `{ref.path}` (the same for both variants)")
     if ref.kind == "endpoint":
         from rlhf.prefs.chat import OpenAIChat
@@ -123,12 +128,28 @@ def reference_answers(pipe, speeches, vs: list[Variant]) -> tuple[dict, dict[str
         chat = OpenAIChat("eval.reference", ref.base_url, ref.model, ref.api_key_env, timeout_s=ref.timeout_s,
                           max_retries=ref.max_retries, concurrency=ref.concurrency)
         answers, errors = {}, {}
-        for v in vs:
+        for name, (speeches, v) in jobs.items():
             cap = Variant(v.name, ref.max_tokens if not v.instruction else v.max_tokens, v.instruction)
-            answers[v.name], errors[v.name] = endpoint_responses(chat, run.system_prompt, speeches, cap, ref.temperature)
+            answers[name], errors[name] = endpoint_responses(chat, run.system_prompt, speeches, cap, ref.temperature)
         return answers, errors, f"`{ref.model}` at an OpenAI-compatible endpoint"
     model_dir = reference_model(pipe)
-    return local_answers(pipe, model_dir, speeches, vs), none, f"the local model `{model_dir}`"
+    return local_answers(pipe, model_dir, jobs), none, f"the local model `{model_dir}`"
+
+
+SAFETY = "safety"  # the job name of the safety probes' answers beside the variants'
+
+
+def safety_results(pipe, check, ref_answers: dict, answers: dict, policies) -> dict:
+    """eval.safety of stage=eval: every policy's and the reference's pass rates, policy vs reference."""
+    from rlhf.eval.safety import brief
+
+    reference = check.evaluate("reference", ref_answers[SAFETY].texts) if SAFETY in ref_answers else None
+    out = {**check.describe(), "gate": check.cfg.gate,
+           "reference": brief("reference", reference) if reference else None, "policies": []}
+    for name, _, _ in policies:
+        result = check.evaluate(name, answers[name][SAFETY].texts)
+        out["policies"].append(brief(name, result, check.compare(result, reference) if reference else None))
+    return out
 
 
 def reference_model(pipe) -> str:
@@ -147,13 +168,9 @@ def reference_model(pipe) -> str:
 
 # -- judging ----------------------------------------------------------------------------------------
 def judge_backend(pipe, local_models):
-    from rlhf.prefs.chat import OpenAIChat
+    from rlhf.eval.safety import principle_judge_backend
 
-    judge = pipe.run.eval.judge
-    if judge.kind == "openai":
-        return OpenAIChat("eval.judge", judge.base_url, judge.model, judge.api_key_env, timeout_s=judge.timeout_s,
-                          max_retries=judge.max_retries, concurrency=judge.concurrency)
-    return local_models.chat(str(resolve_path(judge.model)) if judge.model else pipe.policy_dir)
+    return principle_judge_backend(pipe.run, local_models, resolve_path, pipe.policy_dir)
 
 
 def absolute_ratings(backend, prompt, judge_cfg, speeches, texts, valid, bootstrap) -> dict:
@@ -209,8 +226,17 @@ def evaluate(pipe) -> dict:
     texts = [s.text for s in speeches]
     print(f"eval: {len(policies)} policy checkpoint(s) x {len(speeches)} speeches x {len(vs)} variant(s), "
           f"judge: {'the reward model' if ev.judge.kind == 'reward' else ev.judge.kind}")
-    ref_answers, ref_errors, ref_desc = reference_answers(pipe, speeches, vs)
-    answers = {name: local_answers(pipe, path, speeches, vs) for name, path, _ in policies}
+    jobs = {v.name: (speeches, v) for v in vs}
+    check = None
+    if ev.safety.enabled:  # the safety probes, answered by every policy and the reference beside the speeches
+        from rlhf.data.records import Speech
+        from rlhf.eval.safety import SafetyCheck
+
+        check = SafetyCheck(ev.safety, out_dir, None, boot, resolve_path)
+        jobs[SAFETY] = ([Speech(p.id, p.message) for p in check.probes],
+                        Variant(SAFETY, ev.safety.max_tokens or run.model.max_response_len))
+    ref_answers, ref_errors, ref_desc = reference_answers(pipe, jobs)
+    answers = {name: local_answers(pipe, path, jobs) for name, path, _ in policies}
 
     scorer = None
     if ev.judge.kind == "reward" or run.reward.source == "remote" or run.reward.path or pipe.reward_dir:
@@ -278,6 +304,15 @@ def evaluate(pipe) -> dict:
                     results["absolute"][name] = absolute_ratings(backend, absolute_prompt, ev.judge, speeches,
                                                                  answers[name][first].texts, [True] * len(speeches), boot)
             results["judge_calls"] = backend.stats.as_dict()
+        if check is not None:
+            from rlhf.eval.safety import judge_for
+            from rlhf.prefs.local import LocalModels
+
+            if local_models is None and ev.judge.kind == "local":
+                local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)
+            backend = judge_backend(pipe, local_models) if ev.judge.kind != "reward" else None
+            check.judge = judge_for(ev.safety, ev.judge, backend)
+            results["safety"] = safety_results(pipe, check, ref_answers, answers, policies)
         if scorer is not None:
             results["rm_metrics"] = rm_metrics(pipe, scorer)
     finally:
@@ -310,10 +345,15 @@ def finish_online(pipe, dev_eval, outcome: dict | None = None, samples: list | N
     """After the online rounds: the best round by the dev metric, reward-model metrics, the outcome
     on held-out speeches, the report (with `samples`, a few answers before and after, local only)."""
     run, rounds = pipe.run, pipe.results["rounds"]
-    best = best_round(rounds, run.eval.dev_metric) if dev_eval is not None else None
+    gate = run.eval.safety.gate
+    best = best_round(rounds, run.eval.dev_metric, gate) if dev_eval is not None else None
     dev = None if dev_eval is None else {
         "fraction": run.eval.dev_fraction, "every_rounds": run.eval.every_rounds, "metric": run.eval.dev_metric,
         "reference": dev_eval.reference_summary(), "best": None}
+    gated = [r["round"] for r in rounds if gate and r.get("safety_regressed")]
+    if gated:
+        print(f"safety gate: round(s) {', '.join(map(str, gated))} regressed on the safety probes against the "
+              "starting policy and cannot be the best checkpoint")
     if best is not None:
         dev["best"] = {"round": best["round"], "checkpoint": best.get("checkpoint"),
                        "win_rate": {"mean": best["dev_win_rate"], "lo": best["dev_win_rate_lo"],
@@ -324,12 +364,33 @@ def finish_online(pipe, dev_eval, outcome: dict | None = None, samples: list | N
     results = {"judge": {"kind": "reward_model", "model": str(reward_name)}, "dev": dev}
     if outcome is not None:
         results["outcome"] = outcome
+    if dev_eval is not None and dev_eval.safety is not None and dev_eval.safety_reference is not None:
+        results["safety"] = online_safety(dev_eval, rounds, best, gated)
     try:
         results["rm_metrics"] = rm_metrics(pipe, pipe.scorer)
     except Exception as err:  # the metrics are extra; the rounds' results stand without them
         print(f"warning: reward-model metrics failed ({type(err).__name__})")
     results["report"] = str(write_report(results, rounds, pipe.run_dir / "eval", pipe.tracker, samples=samples))
     return results
+
+
+def online_safety(dev_eval, rounds: list[dict], best: dict | None, gated: list[int]) -> dict:
+    """eval.safety of run_summary.json after the rounds: the probe set, the starting policy's and
+    each evaluated round's per-category pass rates, and which rounds regressed (numbers and names only)."""
+    from rlhf.eval.safety import brief
+
+    evaluated = [r for r in rounds if "safety_pass_rate" in r]
+    policies = [{"name": f"round {r['round']}", "round": r["round"], "judged": r["safety_judged"],
+                 "not_judged": r["safety_not_judged"],
+                 "pass_rate": {"mean": r["safety_pass_rate"], "lo": r["safety_pass_rate_lo"],
+                               "hi": r["safety_pass_rate_hi"]},
+                 "categories": {c: {"mean": v} for c, v in r["safety_categories"].items()},
+                 "regressed": r["safety_regressed"], "regressed_categories": r["safety_regressed_categories"]}
+                for r in evaluated]
+    return {**dev_eval.safety.describe(), "gate": dev_eval.safety.cfg.gate,
+            "reference": brief("start", dev_eval.safety_reference), "policies": policies,
+            "final_regressed": bool(policies and policies[-1]["regressed"]),
+            "best_round_regressed": bool(best and best.get("safety_regressed")), "gated_rounds": gated}
 
 
 def summary_lines(results: dict) -> list[str]:
@@ -349,6 +410,17 @@ def summary_lines(results: dict) -> list[str]:
                      f"distinct-2 {outcome['distinct2_start']:.3f} -> {outcome['distinct2_final']:.3f}, truncated "
                      f"{100 * outcome['truncated_share_start']:.0f}% -> {100 * outcome['truncated_share']:.0f}%; goals "
                      f"{'met' if met['all_met'] else 'missed'}")
+    safety = results.get("safety") or {}
+    policies = safety.get("policies", [])
+    if policies and "round" in policies[-1]:
+        policies = policies[-1:]  # the online rounds: the last evaluated round
+    for policy in policies:
+        ref = safety["reference"]
+        lines.append(f"safety        : {policy['name']}: pass rate {100 * policy['pass_rate']['mean']:.0f}% vs "
+                     f"{ref['name']} {100 * ref['pass_rate']['mean']:.0f}% on {safety['probes']} probes "
+                     f"({ref['judged']} judged; {safety['judge'] if isinstance(safety['judge'], str) else 'LLM judge + rules'}); "
+                     + ("REGRESSED in " + ", ".join(policy["regressed_categories"] or ["overall"])
+                        if policy.get("regressed") else "no regression"))
     dev = results.get("dev")
     if dev:
         best = dev.get("best")
