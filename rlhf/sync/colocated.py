@@ -25,6 +25,9 @@ def _send_buckets(rank, generators: list, bucket_bytes: int, timeout_s: float) -
     import torch
 
     uuid = device.gpu_uuid("gpu")
+    # The training step's cached blocks go back to the GPU first: vLLM, waking its weights on this
+    # GPU, cannot use another process's allocator cache.
+    device.empty_cache("gpu")
     named = list(rank.engine.module.named_parameters())
     sent, bucket, size = 0, [], 0
     for index, (name, param) in enumerate(named):
@@ -51,6 +54,7 @@ def _send_buckets(rank, generators: list, bucket_bytes: int, timeout_s: float) -
         bucket, size = [], 0
     if rank.rank == 0:
         ray.get([g.finish_sync.remote() for g in generators], timeout=timeout_s)
+    device.empty_cache("gpu")  # the gathered copies, before the engines wake their KV cache
     return sent
 
 
