@@ -95,7 +95,7 @@ class Generator:
         return [out.outputs[0].text for out in outputs]
 
     def load_state(self, state: dict) -> int:
-        """CPU weight sync: the full state dict, handed over through Ray's object store."""
+        """object_store sync: the full state dict, handed over through Ray's object store."""
         self._wake("weights")
         loaded = max(self.llm.collective_rpc("load_state", kwargs={"state": state}))  # per worker, all the same
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights

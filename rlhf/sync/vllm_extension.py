@@ -26,7 +26,7 @@ class WeightSyncExtension:
         torch.manual_seed(seed)
 
     def load_state(self, state: dict[str, torch.Tensor]) -> int:
-        """CPU path: reload all weights from a full state dict. Returns how many tensors were loaded."""
+        """object_store: reload all weights from a full state dict. Returns how many tensors were loaded."""
         self.reload_weights(weights_iterator=iter(state.items()))
         return len(state)
 
