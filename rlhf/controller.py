@@ -246,7 +246,9 @@ class OnlineDPO:
                 record = self.run_round(round_index, on_phase=bar.set_postfix_str)
                 if self.round_hook:  # e.g. the dev-split evaluation (rlhf.eval.online)
                     bar.set_postfix_str("dev eval")
-                    record.update(self.round_hook(self, record))
+                    # a generator lost during the evaluation comes back with the round's weights, as in a round
+                    record.update(self._with_recovery("dev_eval", record["recoveries"], self._recover_generators,
+                                                      lambda: self.round_hook(self, record)))
                 self.tracker.log_round(record)
                 bar.update(1)
                 tqdm.write(format_round(record, self.online.rounds))
