@@ -150,6 +150,7 @@ class OptimConfig:
 class RewardTrainingConfig(OptimConfig):
     normalize: bool = True
     eval_pairs: Optional[int] = None
+    whole_answers: bool = False
 
 
 @dataclass
@@ -166,6 +167,7 @@ class OnlineConfig(DPOConfig):
     top_p: float = 1.0
     min_reward_gap: float = 0.0
     truncated: str = "reject_only"
+    metric_pairs: int = 8
     refresh_reference: bool = False
     save_every_round: bool = True
 
@@ -398,6 +400,8 @@ def validate(run: RunConfig) -> None:
     online = run.online
     if online.samples_per_speech < 2:
         errors.append(f"online.samples_per_speech={online.samples_per_speech}: need at least 2 to form a pair")
+    if online.metric_pairs < 0:
+        errors.append(f"online.metric_pairs={online.metric_pairs} must be >= 0")
     if online.truncated not in TRUNCATED:
         errors.append(f"online.truncated={online.truncated!r} must be one of {TRUNCATED}")
     if online.rounds < 1 or online.speeches_per_round < 1:

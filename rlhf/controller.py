@@ -140,19 +140,22 @@ class OnlineDPO:
                 if online.refresh_reference and round_index > 0:
                     self.trainers.refresh_reference()
                 with_reference, reference = self.trainers.with_reference(encoded, pad_id)
+                # a few of the round's pairs, through the policy before and after the update: the round's
+                # margins and implicit accuracy, measured rather than read off a half-updated training pass
+                probe = with_reference[: online.metric_pairs]
+                before = self.trainers.evaluate(probe, pad_id) if probe else {}
                 steps = self.trainers.plan(with_reference, online.epochs, self.seed + round_index)
                 results = [self.trainers.train_step(step, pad_id) for step in steps]
-                last_epoch = results[-(len(steps) // online.epochs):]
+                after = self.trainers.evaluate(probe, pad_id) if probe else results[-1]
             with timer.phase("weight_sync"):
                 self._sync()
             sampled = [s.logprobs for s in chosen] + [s.logprobs for s in rejected]
             return {"dpo_loss": statistics.fmean(r["loss"] for r in results), "optimizer_steps": len(steps),
-                    "implicit_reward_accuracy": statistics.fmean(r["implicit_accuracy"] for r in last_epoch),
-                    "implicit_reward_margin": statistics.fmean(r["implicit_margin"] for r in last_epoch),
+                    "implicit_reward_accuracy": after["implicit_accuracy"],
+                    "implicit_reward_margin": after["implicit_margin"],
                     "kl_to_reference": k3_kl(sampled, [c for c, _ in reference] + [r for _, r in reference]),
-                    "logp_margin_before": statistics.fmean(sum(c.logprobs) - sum(r.logprobs)
-                                                           for c, r in zip(chosen, rejected)),
-                    "logp_margin_after": statistics.fmean(r["logp_margin"] for r in last_epoch)}
+                    "logp_margin_before": before.get("logp_margin", float("nan")),
+                    "logp_margin_after": after["logp_margin"], "metric_pairs": len(probe)}
 
         train = self._with_recovery("train", events, self._recover_trainers, train_and_sync) if encoded else {}
 

@@ -222,6 +222,11 @@ class Pipeline:
         return {"start_step": done, "save_every": self.run.save_every_steps,
                 "save_progress": lambda steps: self._save_state(stage, {"steps_done": steps})}
 
+    def _whole(self, pairs: list) -> list:
+        """Pairs whose chosen and rejected answers both fit model.max_response_len, ending with EOS."""
+        eos = self.tokenizer.eos_token_id
+        return [p for p in pairs if all(self.encoder.response(text)[-1] == eos for text in (p.chosen, p.rejected))]
+
     def _preference_pairs(self, split: str):
         from rlhf.data.preferences import read_preference_parquet
 
@@ -261,6 +266,8 @@ class Pipeline:
         pad = self.tokenizer.pad_token_id
         train_pairs, counts = self._preference_pairs("train")
         val_pairs, _ = self._preference_pairs("val")
+        if cfg.whole_answers:  # pairs whose answers both end within the token budget (see the config)
+            train_pairs, val_pairs = (self._whole(train_pairs), self._whole(val_pairs))
         train_pairs = train_pairs[: self.run.data.max_pairs]
         val_pairs = val_pairs[: cfg.eval_pairs]
         encoded = [self.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in train_pairs]
@@ -281,6 +288,7 @@ class Pipeline:
         self.results["reward_model"] = {
             "train_pairs": len(encoded), "val_pairs": len(val_encoded), "train_loss": last.get("loss"),
             "val_accuracy": accuracy, "normalize": cfg.normalize, "mean": mean, "std": std,
+            "whole_answers_only": cfg.whole_answers,
             "checkpoint": reward_dir, "pair_derivation": vars(counts) if counts else "data.preference_path"}
         self.reward_dir = reward_dir
         print(f"reward model: {len(encoded)} pairs, train loss {last.get('loss', float('nan')):.3f}, "
