@@ -329,6 +329,7 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
             L.append(f"| {r['engines']} | {r['ranks']} | {_f(p['generate'])} | {_f(p['score'])} | {_f(p['train'])} | "
                      f"{_f(p['weight_sync'], 3)} | {_f(r['round_seconds'])} | {_f(r['startup_seconds'], 1)} |")
         L.append("")
+    L += lever_lines(Path(json_path).parent / "levers.json")
     L += ["## Training arithmetic efficiency", "",
           "Model FLOPs of a round's updates = **8 x parameters x trained tokens** (policy forward + backward "
           "6N per token, frozen reference forward 2N per token; attention's length term and extra metric passes "
@@ -371,6 +372,33 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
 
 SYSTEM_ROWS = (("ours", "this project"), ("trl", "TRL OnlineDPOTrainer, best settings"),
                ("trl_default", "TRL OnlineDPOTrainer, its default"))
+
+
+def lever_lines(path: Path) -> list[str]:
+    """The train phase of one round under each lever (`python -m rlhf.bench.levers`), if measured."""
+    if not path.is_file():
+        return []
+    import json
+
+    data = json.loads(path.read_text())
+    runs = data.get("runs", [])
+    if not runs:
+        return []
+    base = {r["code"]: r["seconds"] for r in runs if r["lever"].startswith("baseline")}
+    first = runs[0]
+    L = ["## Train-phase levers", "",
+         f"The train phase of one round alone: {first['pairs']} DPO pairs shaped like a round's "
+         f"(`{' '.join(first['base'])}`), one pass, on the real trainer group, best of the timed passes after one "
+         "warm-up pass; everything the phase does is timed (reference log-probabilities, steps, the metric "
+         "passes). *code* names the checkout that ran: the older one recomputes the reference in every step "
+         "and runs before/after evaluation passes over all pairs. From `python -m rlhf.bench.levers` "
+         f"([`{path.name}`](../bench/results/{path.name})).", "",
+         "| code | lever | seconds | trained tok/s | vs that code's baseline | load avg |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        ratio = base.get(r["code"], 0) / r["seconds"] if r["seconds"] else 0
+        L.append(f"| {r['code']} | {r['lever']} | {r['seconds']:.1f} | {r['tokens_per_s']:,.0f} | "
+                 f"{ratio:.2f}x faster | {r.get('load_avg_1m', 0):.1f} |")
+    return L + [""]
 
 
 def headline_lines(a: dict) -> list[str]:
