@@ -20,6 +20,18 @@ def test_auc_by_hand():
     assert math.isnan(roc_auc([0.3], [1]))
 
 
+def test_auc_matches_all_pairs_and_scales_to_large_sets():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    scores, labels = rng.integers(0, 6, 300).astype(float), rng.integers(0, 2, 300)  # many ties
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    assert roc_auc(scores, labels) == pytest.approx(pairwise, abs=1e-12)
+    big = rng.normal(size=400_000)  # an n x n matrix of these would need 160 GB
+    assert roc_auc(big, (big > 0).astype(int)) == 1.0
+
+
 def test_ece_by_hand():
     # bins of width 0.5: [0.2, 0.4] labels [0, 1] -> |0.5 - 0.3| = 0.2; [0.8, 1.0] labels [1, 1] -> |1 - 0.9| = 0.1
     assert ece([0.2, 0.4, 0.8, 1.0], [0, 1, 1, 1], bins=2) == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
