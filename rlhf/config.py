@@ -480,6 +480,8 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
         errors.append(f"prefs.aggregate={prefs.aggregate!r} must be mean or total")
     if not 0 <= prefs.speeches.min_chars <= prefs.speeches.max_chars:
         errors.append("prefs.speeches.min_chars must be >= 0 and <= prefs.speeches.max_chars")
+    if prefs.speeches.limit is not None and prefs.speeches.limit < 1:
+        errors.append(f"prefs.speeches.limit={prefs.speeches.limit} must be >= 1 (null = every cleaned speech)")
     if prefs.min_gap < 0 or not 0 <= prefs.test_fraction < 1:
         errors.append("prefs.min_gap must be >= 0 and prefs.test_fraction in [0, 1)")
     if prefs.judge.max_attempts < 1 or prefs.samples_per_responder < 1 or prefs.responders_per_speech < 1:

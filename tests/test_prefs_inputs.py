@@ -39,6 +39,31 @@ def test_cleaning_counts_each_filter_and_keeps_topics(tmp_path):
     assert counts.as_dict() == {"rows_read": 6, "empty": 1, "too_short": 1, "too_long": 1, "duplicates": 1, "kept": 2}
 
 
+def test_a_cleaning_that_keeps_nothing_names_the_filter(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"sid": str(i), "body": "too short to count", "theme": "t"}) + "\n"
+                            for i in range(5)) + json.dumps({"sid": "x", "body": "", "theme": "t"}) + "\n")
+    kept, counts = clean(read_speeches(path, COLS), 100, 1000)
+    assert kept == []
+    err = counts.removed_all(path, 100, 1000, "prefs.speeches")
+    assert str(err).startswith(f"{path}: cleaning kept none of the 6 speeches (1 empty")
+    assert "5 under 100 characters" in str(err) and "check prefs.speeches.min_chars" in str(err)
+
+
+def test_a_build_whose_cleaning_keeps_nothing_stops_before_any_call(tmp_path):
+    from pathlib import Path
+
+    from rlhf.prefs.build import build_preferences
+    from tests.test_prefs_support import run_config
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"sid": "a", "body": LONG * 20, "theme": "t"}) + "\n")
+    run = run_config(path, "http://127.0.0.1:9/v1")
+    with pytest.raises(DataError, match=r"kept none of the 1 speeches \(1 over 1000 characters\).*max_chars"):
+        build_preferences(run, tmp_path / "out", None, Path, None)
+    assert not (tmp_path / "out" / "train.parquet").exists()
+
+
 def test_csv_parquet_and_jsonl_read_alike_through_the_mapping(tmp_path):
     speeches = [{"sid": f"q{i}", "body": LONG * (2 + i), "theme": "t"} for i in range(3)]
     csv_path = csv_file(tmp_path, "sid,body,theme\n" + "".join(f'{r["sid"]},"{r["body"]}",t\n' for r in speeches))

@@ -64,7 +64,9 @@ def eval_speeches(pipe) -> tuple[list, str]:
     source = ev.speeches
     if source.path:
         path = resolve_path(source.path)
-        kept, _ = clean(read_speeches(path, source.columns, source.format), source.min_chars, source.max_chars)
+        kept, filters = clean(read_speeches(path, source.columns, source.format), source.min_chars, source.max_chars)
+        if not kept:
+            raise filters.removed_all(path, source.min_chars, source.max_chars, "eval.speeches")
         return kept[: source.limit], str(source.path)
     if ev.preference_path:
         from rlhf.data.preferences import read_preference_parquet

@@ -118,6 +118,8 @@ class PreferenceBuild:
         source = self.cfg.speeches
         path = self.resolve(source.path)
         kept, filters = clean(read_speeches(path, source.columns, source.format), source.min_chars, source.max_chars)
+        if not kept:
+            raise filters.removed_all(path, source.min_chars, source.max_chars, "prefs.speeches")
         self.filters = filters.as_dict()
         print(f"speeches: {filters.rows_read} rows read; removed {filters.empty} empty, {filters.too_short} under "
               f"{source.min_chars} chars, {filters.too_long} over {source.max_chars} chars, {filters.duplicates} "

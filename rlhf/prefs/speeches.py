@@ -29,6 +29,20 @@ class CleanCounts:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def removed_all(self, path, min_chars: int, max_chars: int, section: str) -> DataError:
+        """The error for a cleaning that kept nothing: which filter removed the speeches, and the
+        setting that controls it."""
+        filters = [(self.empty, "empty (no text in the mapped columns)", f"{section}.columns.text"),
+                   (self.too_short, f"under {min_chars} characters", f"{section}.min_chars"),
+                   (self.too_long, f"over {max_chars} characters", f"{section}.max_chars"),
+                   (self.duplicates, "duplicates", None)]
+        removed = [(n, what, key) for n, what, key in filters if n]
+        detail = ", ".join(f"{n} {what}" for n, what, _ in removed)
+        biggest = max(removed, key=lambda r: r[0]) if removed else None
+        hint = (f"most were removed as {biggest[1]}: check {biggest[2]}" if biggest and biggest[2]
+                else "check the file and the column mapping")
+        return DataError(str(path), f"cleaning kept none of the {self.rows_read} speeches ({detail})", hint=hint)
+
 
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
