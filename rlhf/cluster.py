@@ -29,7 +29,9 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if ray.is_initialized():
         return
-    project_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from rlhf.paths import PACKAGE_DIR
+
+    project_root = str(PACKAGE_DIR.parent)  # where actors import rlhf from
     runtime_env = {"env_vars": {**QUIET_ENV, "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", "")}}
     # The dashboard stays off; if a user turns it on in their own cluster, it binds to loopback.
     kwargs = dict(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=verbose, runtime_env=runtime_env)

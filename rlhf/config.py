@@ -447,7 +447,9 @@ def pretrained_with_tiny_rates(run: RunConfig) -> list[str]:
         return []
     import json
 
-    config = resolve_repo_path(model.path) / "config.json"
+    from rlhf.paths import resolve_path
+
+    config = resolve_path(model.path) / "config.json"
     hub_name = model.path.count("/") == 1 and not model.path.startswith(("/", ".", "~"))
     if config.is_file():
         try:
@@ -461,16 +463,6 @@ def pretrained_with_tiny_rates(run: RunConfig) -> list[str]:
             f"(sft.lr={run.sft.lr}, online.lr={run.online.lr}: rates for a model built from scratch, which wreck "
             f"pretrained weights). Use `model=hf model.path={model.path}` (pretrained settings: small rates with "
             "warm-up, the paper's DPO settings), or model=smollm2"]
-
-
-def resolve_repo_path(path: str):
-    """Relative paths are tried from the current directory first, then from the repo root."""
-    from pathlib import Path
-
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    return Path(__file__).resolve().parent.parent / candidate
 
 
 def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:

@@ -46,7 +46,7 @@ def print_summary(summary: dict) -> None:
     print(f"wall time     : {summary['wall_seconds']:.0f}s")
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from rlhf.pipeline import Pipeline
 

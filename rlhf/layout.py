@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
@@ -163,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     from rlhf.config import ConfigError, load_config
 
     overrides = sys.argv[1:] if argv is None else argv
-    conf = Path(__file__).resolve().parent.parent / "conf"
+    from rlhf.paths import CONF_DIR
+
     try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             run = load_config(compose(config_name="config", overrides=overrides))
     except (ConfigError, HydraException) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = REPO_ROOT / "docs" / "gpu-memory.md"
+from rlhf.paths import CONF_DIR, checkout_root
+
+OUTPUT = (checkout_root() or Path.cwd()) / "docs" / "gpu-memory.md"
 GIB = 1 << 30
 BF16 = 2
 
@@ -233,13 +234,13 @@ def compose_run(overrides: list[str]):
 
     from rlhf.config import load_config
 
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return load_config(compose(config_name="config", overrides=overrides))
 
 
 def gpu_layouts() -> list[str]:
     names = []
-    for path in sorted((REPO_ROOT / "conf" / "cluster").glob("*.yaml")):
+    for path in sorted((CONF_DIR / "cluster").glob("*.yaml")):
         run = compose_run([f"cluster={path.stem}", "model=llama3_8b", "device=gpu"]) if "gpu" in path.stem else None
         if run is not None and run.cluster.gpus_per_node > 0:
             names.append(path.stem)

@@ -24,18 +24,9 @@ from pathlib import Path
 from rlhf.config import ConfigError, RunConfig
 from rlhf.data import counsel_chat
 from rlhf.data.errors import DataError
+from rlhf.paths import resolve_path, work_dir
 from rlhf.state import RunState, replace_dir
 from rlhf.tracking import Tracker, write_json_atomic
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def resolve_path(path: str) -> Path:
-    """Relative paths are tried from the current directory first, then from the repo root."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    return REPO_ROOT / candidate
 
 
 def package_versions() -> dict:
@@ -98,7 +89,7 @@ class Pipeline:
 
         run = self.run
         self.checkpoints.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".cache" / "torch_extensions"))
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(work_dir(".cache/torch_extensions")))
         self.train_questions = counsel_chat.read_questions(resolve_path(run.data.path), "train")
         self.val_questions = counsel_chat.read_questions(resolve_path(run.data.path), "val")
         if run.stages == ("eval",) and run.model.path is None:  # prompt with the first evaluated policy's tokenizer
@@ -161,7 +152,7 @@ class Pipeline:
         if model.gguf is not None:  # a pretrained model shipped in a package: converted once, then cached
             from rlhf.models.gguf import convert
 
-            return str(convert(model.gguf, resolve_path(model.cache_dir) / model.name))
+            return str(convert(model.gguf, work_dir(model.cache_dir) / model.name))
         from rlhf.models.tiny import build_tiny_model
 
         base = self.checkpoints / "base"
