@@ -6,6 +6,7 @@ maps onto nodes the same way on a laptop and on a SLURM allocation.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
     project_root = str(PACKAGE_DIR.parent)  # where actors import rlhf from
     runtime_env = {"env_vars": {**QUIET_ENV, "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", "")}}
     # The dashboard stays off; if a user turns it on in their own cluster, it binds to loopback.
-    kwargs = dict(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=verbose, runtime_env=runtime_env)
+    kwargs = dict(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=verbose, runtime_env=runtime_env,
+                  logging_level=logging.INFO if verbose else logging.WARNING)
     if address:
         _check_reachable(address)
         try:

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
-from tqdm import tqdm
 
 from rlhf.cluster import ACTOR_FAILURES
 from rlhf.config import OnlineConfig
 from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
+from rlhf.logs import progress
 from rlhf.pairs import select_pairs
 from rlhf.sync.weight_sync import WeightSyncTimeout, connect, sync_weights
 from rlhf.training.batching import EncodedPair
@@ -34,6 +34,7 @@ from rlhf.training.batching import EncodedPair
 WEIGHT_BUCKET_BYTES = 256 << 20
 SYNC_TIMEOUT_S = 600.0
 MAX_RECOVERIES = 2  # per phase per round; then the error stands
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -201,7 +202,7 @@ class OnlineDPO:
             except (*ACTOR_FAILURES, ray.exceptions.RayTaskError, WeightSyncTimeout) as err:
                 if attempt == MAX_RECOVERIES or self.trainers.group.dead():
                     raise
-                logging.getLogger(__name__).warning(
+                log.warning(
                     "weight_sync: failed (%s); waiting for every engine, then syncing again", type(err).__name__)
                 self.generators.wait_alive()
                 connect(self.trainers, self.generators)
@@ -215,7 +216,7 @@ class OnlineDPO:
                 if attempt == MAX_RECOVERIES or not recover(err):
                     raise
                 events.append({"phase": phase, "error": type(err).__name__, "attempt": attempt + 1})
-                tqdm.write(f"{phase}: an actor died ({type(err).__name__}); recovered, redoing the {phase} phase")
+                log.warning("%s: an actor died (%s); recovered, redoing the %s phase", phase, type(err).__name__, phase)
 
     def _recover_generators(self, err) -> bool:
         """Ray restarts a dead engine from the checkpoint it started with; give it the current policy."""
@@ -243,8 +244,7 @@ class OnlineDPO:
 
     def run(self, start_round: int = 0):
         """Run the remaining rounds, yielding each round's metrics record as it completes."""
-        with tqdm(total=self.online.rounds, initial=start_round, desc="online dpo", unit="round",
-                  dynamic_ncols=True) as bar:
+        with progress(self.online.rounds, "online dpo", "round", initial=start_round) as bar:
             for round_index in range(start_round, self.online.rounds):
                 record = self.run_round(round_index, on_phase=bar.set_postfix_str)
                 if self.round_hook:  # e.g. the dev-split evaluation (rlhf.eval.online)
@@ -254,7 +254,7 @@ class OnlineDPO:
                                                       lambda: self.round_hook(self, record)))
                 self.tracker.log_round(record)
                 bar.update(1)
-                tqdm.write(format_round(record, self.online.rounds))
+                log.info(format_round(record, self.online.rounds))
                 yield record
 
 

@@ -8,6 +8,7 @@ reward scorer, DeepSpeed ZeRO-3 trainers), all on this machine with no network.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -17,33 +18,39 @@ from omegaconf import DictConfig, OmegaConf
 from rlhf.config import ConfigError, load_config
 from rlhf.data.errors import DataError
 
+log = logging.getLogger(__name__)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written under ~
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def print_summary(summary: dict) -> None:
-    print("\n=== run summary ===")
-    print(f"run directory : {summary['run_dir']}")
-    print(f"layout        : {summary['trainer_ranks']} ZeRO-{summary['zero_stage']} trainer ranks, "
-          f"{summary['generator_engines']} vLLM engine(s), reward: {summary['reward_source']} "
-          f"({summary['reward_actors']} actor(s)), device {summary['device']}")
+def summary_lines(summary: dict) -> list[str]:
+    """The run's closing summary at the console (numbers and paths only)."""
+    lines = ["=== run summary ===", f"run directory : {summary['run_dir']}"]
+    started = [f"{summary['trainer_ranks']} ZeRO-{summary['zero_stage']} trainer ranks" if summary["trainer_ranks"]
+               else "", f"{summary['generator_engines']} vLLM engine(s)" if summary["generator_engines"] else "",
+               f"{summary['reward_actors']} reward actor(s)" if summary["reward_actors"] else ""]
+    if any(started):  # only what this run started (stage=build_prefs starts no trainer group)
+        lines.append(f"layout        : {', '.join(filter(None, started))}, reward source {summary['reward_source']}, "
+                     f"device {summary['device']}")
     for stage in ("sft", "reward_model", "offline_dpo"):
         if stage in summary:
-            print(f"{stage:<14}: {json.dumps({k: v for k, v in summary[stage].items() if k != 'pair_derivation'}, default=str)}")
+            fields = {k: v for k, v in summary[stage].items() if k != "pair_derivation"}
+            lines.append(f"{stage:<14}: {json.dumps(fields, default=str)}")
     rewards = summary.get("reward_per_round", [])
     if rewards:
         moves = " -> ".join(f"{r:+.3f}" for r in rewards)
-        print(f"reward / round: {moves}  (mean reward of the round's samples, from the policy before that round's update)")
-        print(f"final policy  : {summary.get('online_dpo', {}).get('final_policy')}")
+        lines.append(f"reward / round: {moves}  (mean reward of the round's samples, from the policy before that "
+                     "round's update)")
+        lines.append(f"final policy  : {summary.get('online_dpo', {}).get('final_policy')}")
     evaluation = summary.get("eval")
     if evaluation:
-        from rlhf.eval.run import summary_lines
+        from rlhf.eval.run import summary_lines as eval_lines
 
-        for line in summary_lines(evaluation):
-            print(line)
-    print(f"metrics       : {summary['run_dir']}/metrics.jsonl, run_summary.json")
-    print(f"W&B           : {summary.get('wandb') or 'off'}")
-    print(f"wall time     : {summary['wall_seconds']:.0f}s")
+        lines += eval_lines(evaluation)
+    lines.append(f"metrics       : {summary['run_dir']}/metrics.jsonl, run_summary.json")
+    lines.append(f"W&B           : {summary.get('wandb') or 'off'}")
+    lines.append(f"wall time     : {summary['wall_seconds']:.0f}s")
+    return lines
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -56,9 +63,10 @@ def main(cfg: DictConfig) -> None:
         pipeline = Pipeline(run, resolved)
         pipeline.execute()
     except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error("error: %s", err)
         sys.exit(2)
-    print_summary(pipeline.summary())
+    for line in summary_lines(pipeline.summary()):
+        log.info(line)
 
 
 if __name__ == "__main__":

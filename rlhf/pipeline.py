@@ -14,6 +14,7 @@ Run directory layout:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import statistics
@@ -27,6 +28,8 @@ from rlhf.data.errors import DataError
 from rlhf.paths import resolve_path, work_dir
 from rlhf.state import RunState, replace_dir
 from rlhf.tracking import Tracker, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def package_versions() -> dict:
@@ -74,7 +77,7 @@ class Pipeline:
             self.start()
             for stage in self.run.stages:
                 if self.state.stage_done(stage):
-                    print(f"{stage}: already completed in this run directory, skipped")
+                    log.info("%s: already completed in this run directory, skipped", stage)
                     continue
                 self.run_stage(stage)
         finally:
@@ -84,10 +87,11 @@ class Pipeline:
 
     def start(self) -> None:
         """Inputs, the base model, Ray, tracking and the trainer group (kept for every stage)."""
-        from rlhf import cluster
+        from rlhf import cluster, logs
         from rlhf.training.group import TrainerGroup
 
         run = self.run
+        logs.setup(run.tracking.verbose_actors)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(work_dir(".cache/torch_extensions")))
         self.train_questions = counsel_chat.read_questions(resolve_path(run.data.path), "train")
@@ -100,7 +104,7 @@ class Pipeline:
         self.tokenizer, self.encoder = self._tokenizer(self.policy_dir)
         paths = self.results.get("paths", {})
         self.policy_dir, self.reward_dir = paths.get("policy", self.policy_dir), paths.get("reward")
-        print(f"run directory: {self.run_dir}" + (" (resuming)" if self.state.resuming else ""))
+        log.info("run directory: %s%s", self.run_dir, " (resuming)" if self.state.resuming else "")
         cluster.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
         self.tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
         if run.stages in (("build_prefs",), ("eval",)):
@@ -125,7 +129,7 @@ class Pipeline:
                 try:
                     part.shutdown()
                 except Exception as err:  # keep tearing down the rest
-                    print(f"warning: shutdown failed: {err}")
+                    log.warning("shutdown failed: %s", err)
         self.generators = self.scorer = self.trainers = self.local_models = None
         from rlhf.cluster import release_placement
 
@@ -209,7 +213,7 @@ class Pipeline:
         if done:
             self.trainers.load_state(str(self.run_dir / "state" / stage))
             self.tracker.drop_steps_from(stage, done)
-            print(f"{stage}: resuming after step {done}")
+            log.info("%s: resuming after step %d", stage, done)
         return {"start_step": done, "save_every": self.run.save_every_steps,
                 "save_progress": lambda steps: self._save_state(stage, {"steps_done": steps})}
 
@@ -244,7 +248,7 @@ class Pipeline:
         self.policy_dir = self._save("sft")
         self.results["sft"] = {"examples": len(encoded), "train_loss": last.get("loss"), "val_loss": val_loss,
                                "checkpoint": self.policy_dir}
-        print(f"sft: {len(encoded)} examples, train loss {last.get('loss', float('nan')):.3f}, "
+        log.info(f"sft: {len(encoded)} examples, train loss {last.get('loss', float('nan')):.3f}, "
               f"val loss {val_loss:.3f} -> {self.policy_dir}")
 
     def stage_reward(self) -> None:
@@ -282,7 +286,7 @@ class Pipeline:
             "whole_answers_only": cfg.whole_answers,
             "checkpoint": reward_dir, "pair_derivation": vars(counts) if counts else "data.preference_path"}
         self.reward_dir = reward_dir
-        print(f"reward model: {len(encoded)} pairs, train loss {last.get('loss', float('nan')):.3f}, "
+        log.info(f"reward model: {len(encoded)} pairs, train loss {last.get('loss', float('nan')):.3f}, "
               f"val accuracy {accuracy:.3f} on {len(val_encoded)} pairs -> {reward_dir}")
 
     def stage_build_prefs(self) -> None:
@@ -329,7 +333,7 @@ class Pipeline:
         if self.dev_eval is not None and not self.dev_eval.prepare(self.generators, self.scorer, resuming=done > 0):
             controller.round_hook = self.dev_eval = None
         if self.outcome is not None and not self.outcome.prepare(self.generators, resuming=done > 0):
-            print("outcome: off (this run's starting-policy answers were not recorded before round 1)")
+            log.warning("outcome: off (this run's starting-policy answers were not recorded before round 1)")
             self.outcome = None
         for record in controller.run(start_round=done):
             self.results["rounds"].append(record)
@@ -372,7 +376,7 @@ class Pipeline:
             sync_weights(self.trainers, self.generators, device_kind=run.device.kind,
                          bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
             self.tracker.drop_rounds_after(done)
-            print(f"online_dpo: resuming after round {done}")
+            log.info("online_dpo: resuming after round %d", done)
         speeches = [q.speech for q in self.train_questions]
         self.dev_eval, ev = None, run.eval
         if ev.every_rounds > 0 and ev.dev_fraction > 0:  # a held-out dev split the rounds never sample
@@ -508,18 +512,20 @@ class Pipeline:
     # -- summary ---------------------------------------------------------------------------------------
     def summary(self) -> dict:
         run, layout = self.run, self.run.cluster
+        started = self.results.get("placement", {})
         return {
             "run_dir": str(self.run_dir),
             "versions": package_versions(),
             "device": run.device.kind,
             "dtype": run.device.dtype,
             "zero_stage": 3,
-            "trainer_ranks": layout.trainer.ranks,
+            # what this run started (stage=build_prefs and stage=eval start no trainer group)
+            "trainer_ranks": layout.trainer.ranks if "trainer" in started else 0,
             "generation_engine": "vllm",
-            "generator_engines": layout.generator.engines,
+            "generator_engines": layout.generator.engines if "generator" in started else 0,
             "tensor_parallel": layout.generator.tensor_parallel,
             "reward_source": run.reward.source,
-            "reward_actors": layout.reward.actors if run.reward.source == "local" else 0,
+            "reward_actors": layout.reward.actors if "reward" in started else 0,
             "rounds_completed": len(self.results["rounds"]),
             "wall_seconds": round(time.time() - self.started, 1),
             "wandb": self.tracker.wandb_location if self.tracker else None,

@@ -12,6 +12,7 @@ mean answer length. The best round by the dev metric gives the run's best checkp
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 from rlhf.eval import reward_judge, stats
 from rlhf.eval.generate import generate_on
 from rlhf.tracking import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def split_dev(speeches: list, fraction: float, seed: int, cap: int | None = None) -> tuple[list, list]:
@@ -70,7 +73,7 @@ class DevEvaluator:
                 self.safety_reference = saved.get("safety")
                 return True
         if resuming:
-            print("dev evaluation: off (this run's initial-policy answers were not recorded before round 1)")
+            log.warning("dev evaluation: off (this run's initial-policy answers were not recorded before round 1)")
             return False
         start = time.perf_counter()
         rewards, tokens = self._answers(generators, scorer)

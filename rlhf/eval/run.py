@@ -9,6 +9,7 @@ reward model by default; or the pairwise principle judge, both orders per pair, 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from rlhf.eval.rm_metrics import reward_model_metrics
 from rlhf.pipeline import resolve_path
 from rlhf.prefs.judge import PRINCIPLES
 
+log = logging.getLogger(__name__)
 ROUND_DIR = re.compile(r"policy_round_(\d+)$")
 
 
@@ -226,7 +228,7 @@ def evaluate(pipe) -> dict:
         raise DataError(source, "no speeches to evaluate", hint="check eval.speeches")
     vs = variants(run)
     texts = [s.text for s in speeches]
-    print(f"eval: {len(policies)} policy checkpoint(s) x {len(speeches)} speeches x {len(vs)} variant(s), "
+    log.info(f"eval: {len(policies)} policy checkpoint(s) x {len(speeches)} speeches x {len(vs)} variant(s), "
           f"judge: {'the reward model' if ev.judge.kind == 'reward' else ev.judge.kind}")
     jobs = {v.name: (speeches, v) for v in vs}
     check = None
@@ -322,24 +324,27 @@ def evaluate(pipe) -> dict:
             local_models.shutdown()
     results["wall_seconds"] = round(time.time() - started, 1)
     results["report"] = str(write_report(results, [], out_dir, pipe.tracker))
-    print_results(results)
+    for line in result_lines(results):
+        log.info(line)
     return results
 
 
-def print_results(results: dict) -> None:
+def result_lines(results: dict) -> list[str]:
+    """The console summary of stage=eval (numbers and names only)."""
     judge = results["judge"]
-    print("\n=== evaluation ===")
-    print(f"judge         : {'the reward model ' + judge['model'] if judge['kind'] == 'reward_model' else judge.get('model')}")
-    print(f"reference     : {results['reference']['description']}")
+    lines = ["=== evaluation ==="]
+    lines.append(f"judge         : {'the reward model ' + judge['model'] if judge['kind'] == 'reward_model' else judge.get('model')}")
+    lines.append(f"reference     : {results['reference']['description']}")
     for p in results["policies"]:
         for v, r in p["results"].items():
             est = stats.Estimate(**r["win_rate"])
-            print(f"{p['name']:<18}: {v.replace('_', ' ')} win rate {est.fmt(percent=True)}, unscored {r['unscored']}")
+            lines.append(f"{p['name']:<18}: {v.replace('_', ' ')} win rate {est.fmt(percent=True)}, unscored {r['unscored']}")
     rm = results.get("rm_metrics")
     if rm:
-        print(f"reward model  : accuracy {rm['accuracy']:.3f}, AUC {rm['auc']:.3f}, ECE {rm['ece']:.3f}, "
+        lines.append(f"reward model  : accuracy {rm['accuracy']:.3f}, AUC {rm['auc']:.3f}, ECE {rm['ece']:.3f}, "
               f"Brier {rm['brier']:.3f} on {rm['pairs']} pairs")
-    print(f"report        : {results['report']}")
+    lines.append(f"report        : {results['report']}")
+    return lines
 
 
 # -- the online rounds ------------------------------------------------------------------------------
@@ -354,7 +359,7 @@ def finish_online(pipe, dev_eval, outcome: dict | None = None, samples: list | N
         "reference": dev_eval.reference_summary(), "best": None}
     gated = [r["round"] for r in rounds if gate and r.get("safety_regressed")]
     if gated:
-        print(f"safety gate: round(s) {', '.join(map(str, gated))} regressed on the safety probes against the "
+        log.warning(f"safety gate: round(s) {', '.join(map(str, gated))} regressed on the safety probes against the "
               "starting policy and cannot be the best checkpoint")
     if best is not None:
         dev["best"] = {"round": best["round"], "checkpoint": best.get("checkpoint"),
@@ -371,7 +376,7 @@ def finish_online(pipe, dev_eval, outcome: dict | None = None, samples: list | N
     try:
         results["rm_metrics"] = rm_metrics(pipe, pipe.scorer)
     except Exception as err:  # the metrics are extra; the rounds' results stand without them
-        print(f"warning: reward-model metrics failed ({type(err).__name__})")
+        log.warning("reward-model metrics failed (%s)", type(err).__name__)
     results["report"] = str(write_report(results, rounds, pipe.run_dir / "eval", pipe.tracker, samples=samples))
     return results
 

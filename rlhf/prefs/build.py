@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import queue
 import threading
 import time
@@ -21,15 +22,16 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from rlhf.prefs import pairs as pairs_mod
 from rlhf.prefs.chat import ChatResult
 from rlhf.prefs.judge import Judge, JudgePrompt, Verdict
 from rlhf.prefs.responders import backend_for, build_pool, draw
 from rlhf.prefs.speeches import clean, read_speeches
 from rlhf.prefs.store import Store
+from rlhf.logs import progress, setup
 from rlhf.tracking import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def speech_key(speech) -> str:
@@ -66,8 +68,8 @@ class Counts:
 
 
 def _progress(total: int, desc: str):
-    return tqdm(total=total, desc=desc, unit="call", dynamic_ncols=True, mininterval=0.5,
-                bar_format="{desc}: {n_fmt}/{total_fmt} {bar} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+    return progress(total, desc, "call",
+                    bar_format="{desc}: {n_fmt}/{total_fmt} {bar} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
 
 
 def run_backends(tasks: list[tuple[object, list, bool]]):
@@ -121,13 +123,14 @@ class PreferenceBuild:
         if not kept:
             raise filters.removed_all(path, source.min_chars, source.max_chars, "prefs.speeches")
         self.filters = filters.as_dict()
-        print(f"speeches: {filters.rows_read} rows read; removed {filters.empty} empty, {filters.too_short} under "
+        log.info(f"speeches: {filters.rows_read} rows read; removed {filters.empty} empty, {filters.too_short} under "
               f"{source.min_chars} chars, {filters.too_long} over {source.max_chars} chars, {filters.duplicates} "
               f"duplicates; {filters.kept} kept" + (f", first {source.limit} used" if source.limit is not None else ""))
         return kept[: source.limit]
 
     # -- the build ----------------------------------------------------------------------------------
     def execute(self) -> dict:
+        setup()
         started = time.time()
         cfg = self.cfg
         speeches = self.speeches()
@@ -139,7 +142,7 @@ class PreferenceBuild:
         try:
             for store in (responses, judgements):
                 if store.torn_lines:
-                    print(f"{store.path.name}: dropped a torn last line left by an interrupted build")
+                    log.warning("%s: dropped a torn last line left by an interrupted build", store.path.name)
             pool = build_pool(cfg.responders, self.local_models, self.default_model, system_prompt)
             judge_cfg = cfg.judge
             judge_backend = backend_for(judge_cfg, "judge", self.local_models, self.default_model)
@@ -170,7 +173,8 @@ class PreferenceBuild:
                  r.backend.stats.as_dict() for name, r in pool.items()}
         summary["calls"] = {"responders": stats, "judge": judge_backend.stats.as_dict()}
         write_json_atomic(self.out_dir / "provenance.json", summary)
-        self.print_summary(summary)
+        for line in self.summary_lines(summary):
+            log.info(line)
         return summary
 
     def respond(self, plan: list[Job], pool: dict, store: Store) -> None:
@@ -265,35 +269,38 @@ class PreferenceBuild:
         }
 
     @staticmethod
-    def print_summary(summary: dict) -> None:
+    def summary_lines(summary: dict) -> list[str]:
+        """The build's console summary: counts and ratings only, never text."""
+        lines = []
         c, pairs = summary["counts"], summary["pairs"]
-        print("\n=== preference build ===")
-        print(f"pairs kept    : train {pairs['train']}, test {pairs['test']} -> {summary['files']['train']}")
-        print(f"responses     : {c['responses_planned']} planned, {c['responses_stored_before']} already stored, "
+        lines.append("=== preference build ===")
+        lines.append(f"pairs kept    : train {pairs['train']}, test {pairs['test']} -> {summary['files']['train']}")
+        lines.append(f"responses     : {c['responses_planned']} planned, {c['responses_stored_before']} already stored, "
               f"{c['responses_new']} new, {c['responses_failed']} failed (retried on rerun), "
               f"{c['responses_unanswerable']} unanswerable")
-        print(f"judgements    : {c['judgements_planned']} planned, {c['judgements_stored_before']} already stored, "
+        lines.append(f"judgements    : {c['judgements_planned']} planned, {c['judgements_stored_before']} already stored, "
               f"{c['judgements_new']} new, {c['judgements_failed']} failed (retried on rerun)")
         judged = c["scored"] + c["unscored"]
-        print(f"scored        : {c['scored']} of {judged} judged; unscored {c['unscored']} (no score was invented "
+        lines.append(f"scored        : {c['scored']} of {judged} judged; unscored {c['unscored']} (no score was invented "
               f"or defaulted for them)")
         for reason, number in c["unscored_reasons"].items():
-            print(f"  unscored    : {number:>6}  {reason}")
+            lines.append(f"  unscored    : {number:>6}  {reason}")
         if judged and c["unscored"] > judged / 2:
-            print("  note        : most responses are unscored: this judge does not produce usable ratings. "
+            lines.append("  note        : most responses are unscored: this judge does not produce usable ratings. "
                   "Configure a capable judge (prefs.judge: kind=openai, base_url, model).")
-        print("mean ratings per responder (scored responses):" + ("" if summary["mean_ratings"] else " none scored"))
+        lines.append("mean ratings per responder (scored responses):" + ("" if summary["mean_ratings"] else " none scored"))
         for name, means in summary["mean_ratings"].items():
             principles = " ".join(f"{k[:4]}={v:.2f}" for k, v in means.items() if k not in ("scored", "score"))
-            print(f"  {name:<20} n={means['scored']:<5} score={means['score']:.2f}  {principles}")
+            lines.append(f"  {name:<20} n={means['scored']:<5} score={means['score']:.2f}  {principles}")
         check = summary.get("judge_check")
         if check:
-            print(f"judge check   : {check['responses']} responses judged again: identical ratings "
+            lines.append(f"judge check   : {check['responses']} responses judged again: identical ratings "
                   f"{100 * check['identical_share']:.0f}%, mean |difference| {check['mean_abs_diff']:.2f}; rated above "
                   f"a dismissive control answer {100 * check['above_control_share']:.0f}% (a useful judge: near 100%); "
                   f"all seven ratings equal {100 * check['flat_share']:.0f}%")
         if not summary["complete"]:
-            print("incomplete    : some calls failed; rerun the same command (same run_dir) to finish them")
+            lines.append("incomplete    : some calls failed; rerun the same command (same run_dir) to finish them")
+        return lines
 
 
 # A plainly unhelpful answer: a judge that cannot rate real answers above it is not judging counselling.

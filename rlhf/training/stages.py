@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from tqdm import tqdm
-
 from rlhf.config import OptimConfig
+from rlhf.logs import progress
 
 
 def train_steps(trainers, tracker, stage: str, items: list, optim: OptimConfig, pad_id: int, seed: int, *,
@@ -14,7 +13,7 @@ def train_steps(trainers, tracker, stage: str, items: list, optim: OptimConfig, 
     `save_progress(steps_done)` so a killed run resumes there. Returns the last step's metrics."""
     steps = trainers.plan(items, optim.epochs, seed)  # same order on every (re)run: seeded
     metrics: dict = {}
-    with tqdm(total=len(steps), initial=start_step, desc=f"{stage:<10}", unit="step", dynamic_ncols=True) as bar:
+    with progress(len(steps), f"{stage:<10}", "step", initial=start_step) as bar:
         for index in range(start_step, len(steps)):
             metrics = trainers.train_step(steps[index], pad_id)
             tracker.log_step(stage, index, metrics)
