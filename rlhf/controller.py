@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import ray
 
+from rlhf import atomic
 from rlhf.cluster import ACTOR_FAILURES
 from rlhf.config import OnlineConfig
 from rlhf.data.records import Speech
@@ -261,14 +260,10 @@ class OnlineDPO:
 def write_pairs(path: Path, pairs: list, finished: list[bool]) -> None:
     """The round's preference pairs, kept on this machine in the run directory (never logged)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as handle:
-        for p in pairs:
-            handle.write(json.dumps({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
-                                     "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score,
-                                     "chosen_finished": finished[p.chosen_index],
-                                     "rejected_finished": finished[p.rejected_index]}) + "\n")
-    os.replace(tmp, path)
+    atomic.write_jsonl(path, ({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
+                               "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score,
+                               "chosen_finished": finished[p.chosen_index],
+                               "rejected_finished": finished[p.rejected_index]} for p in pairs))
 
 
 def format_round(record: dict, rounds: int) -> str:

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import statistics
 import time
 from importlib import metadata
 from pathlib import Path
 
+from rlhf import atomic
 from rlhf.config import ConfigError, RunConfig
 from rlhf.data import counsel_chat
 from rlhf.data.errors import DataError
 from rlhf.paths import resolve_path, work_dir
-from rlhf.state import RunState, replace_dir
-from rlhf.tracking import Tracker, write_json_atomic
+from rlhf.state import RunState
+from rlhf.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +162,8 @@ class Pipeline:
         base = self.checkpoints / "base"
         if not (base / "config.json").exists():
             texts = [q.speech.text for q in self.train_questions] + [a.text for q in self.train_questions for a in q.answers]
-            tmp = base.with_name("base.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            build_tiny_model(tmp, texts, model.tiny, self.run.seed)
-            os.replace(tmp, base)
+            with atomic.directory(base) as tmp:
+                build_tiny_model(tmp, texts, model.tiny, self.run.seed)
         return str(base)
 
     def _tokenizer(self, model_dir: str):
@@ -189,22 +187,15 @@ class Pipeline:
     def _save(self, name: str, extra_config: dict | None = None) -> str:
         """Checkpoint via a temporary directory and a rename, so a crash never leaves a partial one."""
         final = self.checkpoints / name
-        tmp = self.checkpoints / f"{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.trainers.save(str(tmp), extra_config)
-        self.tokenizer.save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        with atomic.directory(final) as tmp:
+            self.trainers.save(str(tmp), extra_config)
+            self.tokenizer.save_pretrained(tmp)
         return str(final)
 
     def _save_state(self, key: str, progress: dict) -> None:
         """The trainer group's ZeRO-3 state (weights + optimizer) under state/<key>, then the record."""
-        final = self.run_dir / "state" / key
-        tmp = final.with_name(key + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        self.trainers.save_state(str(tmp))
-        replace_dir(tmp, final)
+        with atomic.directory(self.run_dir / "state" / key) as tmp:
+            self.trainers.save_state(str(tmp))
         self.state.set_progress(key, progress)
 
     def _resumable(self, stage: str) -> dict:
@@ -535,4 +526,4 @@ class Pipeline:
         }
 
     def write_summary(self) -> None:
-        write_json_atomic(self.run_dir / "run_summary.json", self.summary())
+        atomic.write_json(self.run_dir / "run_summary.json", self.summary())

@@ -9,11 +9,9 @@ output the record names is complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
-from rlhf.tracking import write_json_atomic
+from rlhf.atomic import write_json
 
 STATE_FILE = "state.json"
 
@@ -44,16 +42,4 @@ class RunState:
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished directory into place (removing an older one of the same name)."""
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+        write_json(self.path, self.data)

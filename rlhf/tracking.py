@@ -13,11 +13,7 @@ import os
 import time
 from pathlib import Path
 
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+from rlhf import atomic
 
 
 def _filter_jsonl(path: Path, keep) -> None:
@@ -30,9 +26,7 @@ def _filter_jsonl(path: Path, keep) -> None:
                 lines.append(line)
         except json.JSONDecodeError:
             continue  # a line torn by a crash
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(line + "\n" for line in lines))
 
 
 class Tracker:

@@ -17,9 +17,9 @@ import random
 import time
 from pathlib import Path
 
+from rlhf.atomic import write_json
 from rlhf.eval import reward_judge, stats
 from rlhf.eval.generate import generate_on
-from rlhf.tracking import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class DevEvaluator:
         if self.safety is not None:  # the starting policy on the safety probes: what later rounds are held to
             self.safety_reference = self.reference["safety"] = self._safety(generators, "start")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path, self.reference)
+        write_json(self.path, self.reference)
         return True
 
     def _safety(self, generators, name: str) -> dict:

@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 from statistics import fmean
 
+from rlhf import atomic
 from rlhf.eval import reward_judge
 from rlhf.privacy import redact
 
@@ -92,10 +93,8 @@ class Outcome:
             return False
         self.start = self._answer(generators)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps({"speech_id": i, "text": a.text, "token_ids": a.token_ids,
-                                           "finished": a.finished}) + "\n" for i, a in zip(ids, self.start)))
-        tmp.replace(self.path)
+        atomic.write_jsonl(self.path, ({"speech_id": i, "text": a.text, "token_ids": a.token_ids,
+                                        "finished": a.finished} for i, a in zip(ids, self.start)))
         return True
 
     def finish(self, generators, scorer, last_round: dict | None) -> tuple[dict, list[dict]]:

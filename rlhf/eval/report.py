@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rlhf import atomic  # noqa: E402
 from rlhf.prefs.judge import PRINCIPLES  # noqa: E402
 
 PRINCIPLE_NAMES = {"empathy": "Empathy", "relevance": "Personalization / relevance", "clarity": "Clarity",
@@ -378,9 +379,7 @@ def write_report(ev: dict, rounds: list[dict], out_dir: Path, tracker=None, samp
     figures.update(plot_policies(ev.get("policies") or [], out_dir))
     figures.update(plot_absolute(ev.get("absolute") or {}, out_dir))
     path = out_dir / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(markdown(ev, rounds, figures, samples or []))
-    tmp.replace(path)
+    atomic.write_text(path, markdown(ev, rounds, figures, samples or []))
     if tracker is not None:
         log_to_wandb(tracker, ev, rounds, figures)
     return path

@@ -9,10 +9,10 @@ holds numbers, ids and our own words only, for run_summary.json, logs and W&B.""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from rlhf import atomic
 from rlhf.safety import score
 from rlhf.safety.probes import load_probes
 
@@ -67,11 +67,9 @@ class SafetyCheck:
         decisions = decide(self.probes, answers, self.judge)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{name}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps({**d.record(), "answer": a, "checks": {
-            k: {"passed": c.passed, "by": c.by, "reason": c.reason} for k, c in d.checks.items()}}) + "\n"
+        atomic.write_jsonl(path, ({**d.record(), "answer": a, "checks": {
+            k: {"passed": c.passed, "by": c.by, "reason": c.reason} for k, c in d.checks.items()}}
             for d, a in zip(decisions, answers)))
-        tmp.replace(path)
         result = score.summarise(decisions, self.bootstrap)
         result["judge"] = self.judge.describe() if self.judge is not None else None
         return result

@@ -14,11 +14,11 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
+from rlhf import atomic
 from rlhf.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -86,21 +86,16 @@ def convert(source, out_dir: str | Path) -> Path:
     model.generation_config = quantised.generation_config
     del quantised
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    licence = gguf.parent.parent / f"{source.distribution}.dist-info"
-    licence_files = sorted(licence.glob("LICEN[CS]E*")) if licence.is_dir() else []
-    for path in licence_files:
-        shutil.copy(path, tmp / path.name)
-    (tmp / RECORD).write_text(json.dumps({
-        "package": source.package, "distribution": source.distribution, "file": source.file,
-        "gguf_sha256": digest, "licence": source.licence, "licence_files": [p.name for p in licence_files],
-        "dtype": "float32", "seconds": round(time.perf_counter() - started, 1)}, indent=2))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic.directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        licence = gguf.parent.parent / f"{source.distribution}.dist-info"
+        licence_files = sorted(licence.glob("LICEN[CS]E*")) if licence.is_dir() else []
+        for path in licence_files:
+            shutil.copy(path, tmp / path.name)
+        (tmp / RECORD).write_text(json.dumps({
+            "package": source.package, "distribution": source.distribution, "file": source.file,
+            "gguf_sha256": digest, "licence": source.licence, "licence_files": [p.name for p in licence_files],
+            "dtype": "float32", "seconds": round(time.perf_counter() - started, 1)}, indent=2))
     log.info("converted in %.0fs -> %s", time.perf_counter() - started, out_dir)
     return out_dir

@@ -22,14 +22,14 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rlhf.atomic import write_json
+from rlhf.logs import progress, setup
 from rlhf.prefs import pairs as pairs_mod
 from rlhf.prefs.chat import ChatResult
 from rlhf.prefs.judge import Judge, JudgePrompt, Verdict
 from rlhf.prefs.responders import backend_for, build_pool, draw
 from rlhf.prefs.speeches import clean, read_speeches
 from rlhf.prefs.store import Store
-from rlhf.logs import progress, setup
-from rlhf.tracking import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class PreferenceBuild:
         stats = {name if r.backend.describe()["kind"] == "openai" else f"local:{r.backend.describe()['model']}":
                  r.backend.stats.as_dict() for name, r in pool.items()}
         summary["calls"] = {"responders": stats, "judge": judge_backend.stats.as_dict()}
-        write_json_atomic(self.out_dir / "provenance.json", summary)
+        write_json(self.out_dir / "provenance.json", summary)
         for line in self.summary_lines(summary):
             log.info(line)
         return summary

@@ -9,14 +9,24 @@ can help (`permanent`)."""
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from typing import Iterator
 
 from rlhf.config import ConfigError
+from rlhf.retry import Backoff, GaveUp, Transient, with_retries
+
+
+def retry_after(err) -> float | None:
+    """Seconds the server asked us to wait (retry-after-ms or Retry-After), if it said."""
+    headers = getattr(getattr(err, "response", None), "headers", None) or {}
+    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return float(headers[header]) / scale
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ class OpenAIChat:
             key = "EMPTY"  # servers without authentication (a local vLLM server) ignore it
         self.label, self.base_url, self.model = label, base_url, model
         self.max_retries, self.concurrency = max_retries, max(1, concurrency)
-        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.backoff = Backoff(backoff_s, max_backoff_s, jitter=True)
         self.stats = CallStats()
         self._openai = openai
         # Retries are ours (counted, with backoff); the client's own are off.
@@ -95,56 +105,49 @@ class OpenAIChat:
     def describe(self) -> dict:
         return {"kind": "openai", "base_url": self.base_url, "model": self.model}
 
-    def _delay(self, attempt: int, err) -> float:
-        headers = getattr(getattr(err, "response", None), "headers", None) or {}
-        for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-            try:
-                return min(self.max_backoff_s, max(0.0, float(headers[header]) / scale))
-            except (KeyError, TypeError, ValueError):
-                continue
-        return min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * random.uniform(0.5, 1.0)
-
     def complete(self, request: ChatRequest) -> ChatResult:
-        openai = self._openai
         self.stats.add(calls=1)
+        try:
+            result = with_retries(lambda: self._attempt(request), retries=self.max_retries, backoff=self.backoff,
+                                  on_retry=lambda _: self.stats.add(retries=1))
+        except GaveUp as err:
+            self.stats.add(failed=1)
+            return ChatResult(error=str(err))
+        self.stats.add(**{"succeeded" if result.text is not None else "failed": 1})
+        return result
+
+    def _attempt(self, request: ChatRequest) -> ChatResult:
+        """One request: a result, a `Transient` error to retry, or a ConfigError (wrong key, URL, model)."""
+        openai = self._openai
         extra = {"response_format": {"type": "json_object"}} if request.json_mode else {}
-        for attempt in range(self.max_retries + 1):
-            try:
-                reply = self.client.chat.completions.create(
-                    model=self.model, messages=list(request.messages), temperature=request.temperature,
-                    top_p=request.top_p, max_tokens=request.max_tokens, **extra)
-                text = reply.choices[0].message.content if reply.choices else None
-                if text is None:
-                    self.stats.add(failed=1)
-                    return ChatResult(error="the endpoint returned no message content")
-                self.stats.add(succeeded=1)
-                return ChatResult(text=text)
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
-                raise ConfigError(f"{self.label}: {self.base_url} refused the request with HTTP {err.status_code} "
-                                  f"(check base_url, model={self.model!r} and the API key variable)") from None
-            except openai.RateLimitError as err:
-                self.stats.add(rate_limited=1)
-                reason, last = "rate limited (429)", err
-            except openai.InternalServerError as err:
-                self.stats.add(server_errors=1)
-                reason, last = f"server error ({err.status_code})", err
-            except openai.APITimeoutError as err:  # a subclass of APIConnectionError: test it first
-                self.stats.add(timeouts=1)
-                reason, last = "timed out", err
-            except openai.APIConnectionError as err:
-                self.stats.add(connection_errors=1)
-                reason, last = "connection error", err
-            except openai.APIStatusError as err:
-                if err.status_code not in (408, 409):  # other 4xx: this request is at fault (e.g. too long)
-                    self.stats.add(failed=1)
-                    return ChatResult(error=f"HTTP {err.status_code} from the endpoint", permanent=True)
-                self.stats.add(server_errors=1)  # request timeout / conflict: transient
-                reason, last = f"HTTP {err.status_code}", err
-            if attempt < self.max_retries:
-                self.stats.add(retries=1)
-                time.sleep(self._delay(attempt, last))
-        self.stats.add(failed=1)
-        return ChatResult(error=f"{reason}; gave up after {self.max_retries + 1} attempts")
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=list(request.messages), temperature=request.temperature,
+                top_p=request.top_p, max_tokens=request.max_tokens, **extra)
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
+            raise ConfigError(f"{self.label}: {self.base_url} refused the request with HTTP {err.status_code} "
+                              f"(check base_url, model={self.model!r} and the API key variable)") from None
+        except openai.RateLimitError as err:
+            self.stats.add(rate_limited=1)
+            raise Transient("rate limited (429)", retry_after(err)) from None
+        except openai.InternalServerError as err:
+            self.stats.add(server_errors=1)
+            raise Transient(f"server error ({err.status_code})", retry_after(err)) from None
+        except openai.APITimeoutError:  # a subclass of APIConnectionError: test it first
+            self.stats.add(timeouts=1)
+            raise Transient("timed out") from None
+        except openai.APIConnectionError:
+            self.stats.add(connection_errors=1)
+            raise Transient("connection error") from None
+        except openai.APIStatusError as err:
+            if err.status_code not in (408, 409):  # other 4xx: this request is at fault (e.g. too long)
+                return ChatResult(error=f"HTTP {err.status_code} from the endpoint", permanent=True)
+            self.stats.add(server_errors=1)  # request timeout / conflict: transient
+            raise Transient(f"HTTP {err.status_code}", retry_after(err)) from None
+        text = reply.choices[0].message.content if reply.choices else None
+        if text is None:
+            return ChatResult(error="the endpoint returned no message content")
+        return ChatResult(text=text)
 
     def complete_many(self, requests: list[ChatRequest], truncate: bool = False) -> Iterator[tuple[int, ChatResult]]:
         """At most `concurrency` requests in flight; results in completion order. (`truncate` is

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhf import atomic
 from rlhf.data.records import Speech
 from rlhf.prefs.judge import PRINCIPLES
 
@@ -82,9 +82,7 @@ def write_parquet(rows: list[dict], path: Path) -> None:
 
     schema = pa.schema([(c, pa.int64() if c == "prefID" or c.endswith("_rating") else pa.string()) for c in COLUMNS])
     table = pa.Table.from_pylist([{c: row[c] for c in COLUMNS} for row in rows], schema=schema)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic.write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def mean_ratings(scored: list[Scored], aggregate: str) -> dict:

@@ -1,14 +1,14 @@
 """Client for a reward server speaking OpenRLHF's HTTP API (POST /get_reward).
 
 Request: {"query": [chat text, ...]}; answer: {"rewards": [float, ...]} in the same order.
-Retries timeouts, connection errors, 429 and 5xx with exponential backoff; other errors are final.
+Retries timeouts, connection errors, 429 and 5xx with exponential backoff (rlhf.retry); other errors are final.
 """
 
 from __future__ import annotations
 
-import time
-
 import requests
+
+from rlhf.retry import Backoff, GaveUp, Transient, with_retries
 
 
 class RemoteRewardError(RuntimeError):
@@ -34,22 +34,21 @@ class RemoteRewardClient:
         return rewards
 
     def _post(self, texts: list[str]) -> list[float]:
-        last_error = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        def attempt() -> list[float]:
             try:
                 response = self.session.post(self.url, json={"query": texts}, timeout=self.timeout_s)
             except (requests.Timeout, requests.ConnectionError) as err:
-                last_error = f"{type(err).__name__}"
-                continue
+                raise Transient(type(err).__name__) from None
             if response.status_code == 429 or response.status_code >= 500:
-                last_error = f"HTTP {response.status_code}"
-                continue
+                raise Transient(f"HTTP {response.status_code}")
             if response.status_code != 200:
                 raise RemoteRewardError(f"{self.url}: HTTP {response.status_code}: {response.text[:200]}")
             rewards = response.json().get("rewards")
             if not isinstance(rewards, list) or len(rewards) != len(texts):
                 raise RemoteRewardError(f"{self.url}: expected {len(texts)} rewards, got {str(rewards)[:200]}")
             return [float(r[0] if isinstance(r, list) else r) for r in rewards]
-        raise RemoteRewardError(f"{self.url}: no answer after {self.retries + 1} attempts (last: {last_error})")
+
+        try:
+            return with_retries(attempt, retries=self.retries, backoff=Backoff(self.backoff_s))
+        except GaveUp as err:
+            raise RemoteRewardError(f"{self.url}: no answer after {err.attempts} attempts (last: {err.reason})") from None
