@@ -66,7 +66,7 @@ class Pipeline:
         self.reward_dir = None
         self.dev_eval = None  # the online rounds' dev-split evaluation (rlhf.eval.online), when on
         self.outcome = None  # final vs starting policy on held-out speeches (rlhf.eval.outcome), when on
-        self.local_models = None  # judge models on generator actors, started on first use (rlhf.prefs.local)
+        self.local_models = None  # judge models on generator actors, started on first use (rlhf.chat.local)
         self.phase_hook = None  # fault-injection seam for tests: called with (round, phase) as a phase starts
         if self.state.resuming:  # the same command on the same run_dir: continue where it stopped
             self.results.update(self.state.data["results"])
@@ -283,7 +283,7 @@ class Pipeline:
     def stage_build_prefs(self) -> None:
         """Preference data (rlhf.prefs): speeches -> responders -> judge -> Parquet pairs."""
         from rlhf.prefs.build import build_preferences
-        from rlhf.prefs.local import LocalModels
+        from rlhf.chat.local import LocalModels
 
         prefs = self.run.prefs
         out_dir = Path(prefs.out_dir).expanduser().resolve() if prefs.out_dir else self.run_dir / "prefs"
@@ -402,7 +402,7 @@ class Pipeline:
         """The safety probes for the dev evaluations, judged by rules and, when eval.judge is an LLM,
         by it on the probes' criteria."""
         from rlhf.eval.safety import SafetyCheck, judge_for, principle_judge_backend
-        from rlhf.prefs.local import LocalModels
+        from rlhf.chat.local import LocalModels
 
         run = self.run
         if self.local_models is None:

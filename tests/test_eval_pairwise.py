@@ -9,7 +9,7 @@ import json
 import pytest
 
 from rlhf.eval.pairwise import KEYS, REPAIR, PairwiseJudge, both_orders, load_prompt, parse, summarise
-from rlhf.prefs.chat import OpenAIChat
+from rlhf.chat.openai_chat import OpenAIChat
 from tests.test_prefs_support import FakeOpenAI, completion
 
 PROMPT = load_prompt(None)

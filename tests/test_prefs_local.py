@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from rlhf.prefs.chat import ChatRequest
+from rlhf.chat.api import ChatRequest
 from rlhf.prefs.judge import JudgePrompt, request
-from rlhf.prefs.local import LocalChat, model_context
+from rlhf.chat.local import LocalChat, model_context
 
 
 def no_actor():

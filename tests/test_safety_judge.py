@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from rlhf.prefs.chat import OpenAIChat
+from rlhf.chat.openai_chat import OpenAIChat
 from rlhf.safety.judge import DEFAULT_PROMPT, REPAIR, REQUEST_TAKES_SCHEMA, SafetyJudge, parse, schema
 from rlhf.safety.probes import load_probes
 from rlhf.safety.score import compare, evaluate_answers

@@ -98,9 +98,9 @@ class LocalModel:
 
 def endpoint_responses(chat, system_prompt: str, speeches: list[Speech], variant: Variant, temperature: float
                        ) -> tuple[Responses, list[str]]:
-    """Responses from an OpenAI-compatible endpoint (rlhf.prefs.chat.OpenAIChat); a failed call
+    """Responses from an OpenAI-compatible endpoint (rlhf.chat.openai_chat.OpenAIChat); a failed call
     leaves an empty text and its reason (the pair is then unscored)."""
-    from rlhf.prefs.chat import ChatRequest
+    from rlhf.chat.api import ChatRequest
 
     requests = [ChatRequest(tuple(chat_messages(system_prompt, variant.user_turn(s.text))), temperature, 1.0,
                             variant.max_tokens) for s in speeches]

@@ -5,7 +5,7 @@ It follows the absolute judge of the preference builder (rlhf.prefs.judge): the 
 the system message, read from a versioned file (pairwise_prompt_v1.md, its name and hash recorded);
 client speech and responses travel only as JSON string values; the answer must pass a strict check;
 an unusable answer is shown back with a repair note, up to `max_attempts` times, and then the
-comparison is left unscored with the reason. No verdict is ever invented or defaulted.
+comparison is left unscored with the reason (the loop all LLM judges share, rlhf.chat.judging). No verdict is ever invented or defaulted.
 
 Every pair is judged twice, policy as A and then as B; the pair counts only when both orders are
 scored (stats.swap_outcome then turns a disagreement into a tie)."""
@@ -13,12 +13,13 @@ scored (stats.swap_outcome then turns a disagreement into a tie)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from rlhf.prefs.chat import ChatRequest, ChatResult
-from rlhf.prefs.judge import MAX_ECHO_CHARS, PRINCIPLES, JudgePrompt, _first_object
+from rlhf.chat.api import ChatRequest
+from rlhf.chat.judging import ask, parse_object
+from rlhf.prefs.judge import PRINCIPLES, JudgePrompt
 
 DEFAULT_PROMPT = Path(__file__).with_name("pairwise_prompt_v1.md")
 KEYS = PRINCIPLES + ("overall",)
@@ -50,34 +51,21 @@ def data_message(speech: str, response_a: str, response_b: str) -> str:
                       ensure_ascii=False)
 
 
+def _verdict(key: str, value) -> tuple[str | None, str]:
+    verdict = VERDICTS.get(value.strip().lower()) if isinstance(value, str) else None
+    return (verdict, "") if verdict else (None, f"verdict for {key} is not A, B or tie")
+
+
 def parse(text: str | None) -> tuple[dict | None, str]:
     """(verdicts, "") or (None, reason). Only the wrapping is repaired (prose or a code fence around
     the object, key and value case, spaces); every key must be there with A, B or tie."""
-    if not text or not text.strip():
-        return None, "empty answer"
-    value = _first_object(text)
-    if not isinstance(value, dict):
-        return None, "no JSON object in the answer"
-    answer = {str(k).strip().lower(): v for k, v in value.items()}
-    missing = [k for k in KEYS if k not in answer]
-    if missing:
-        return None, f"missing verdict(s): {', '.join(missing)}"
-    extra = [k for k in answer if k not in KEYS]
-    if extra:
-        return None, f"{len(extra)} unexpected key(s) besides the seven principles and overall"
-    clean = {}
-    for key in KEYS:
-        v = answer[key]
-        verdict = VERDICTS.get(v.strip().lower()) if isinstance(v, str) else None
-        if verdict is None:
-            return None, f"verdict for {key} is not A, B or tie"
-        clean[key] = verdict
-    return clean, ""
+    return parse_object(text, KEYS, missing="verdict(s)", besides="the seven principles and overall",
+                        value=_verdict)
 
 
 class PairwiseJudge:
     """Compares (speech, response_a, response_b) items through any chat backend with `complete_many`
-    (rlhf.prefs.chat.OpenAIChat or rlhf.prefs.local.LocalChat)."""
+    (rlhf.chat.openai_chat.OpenAIChat or rlhf.chat.local.LocalChat)."""
 
     def __init__(self, backend, prompt: JudgePrompt, *, max_attempts: int, temperature: float, max_tokens: int,
                  json_mode: bool):
@@ -92,26 +80,11 @@ class PairwiseJudge:
     def judge_many(self, items: list[tuple[str, str, str]]) -> Iterator[tuple[int, PairVerdict]]:
         """Yields (index, PairVerdict) for every item: scored, or unscored with the reason (after
         `max_attempts` unusable answers, or when the call itself failed after the client's retries)."""
-        history: dict[int, tuple] = {i: () for i in range(len(items))}
-        for attempt in range(1, self.max_attempts + 1):
-            order = sorted(history)
-            retry: dict[int, tuple] = {}
-            for position, result in self.backend.complete_many([self.request(items[i], history[i]) for i in order]):
-                index = order[position]
-                if not isinstance(result, ChatResult) or result.text is None:
-                    yield index, PairVerdict(None, f"the judge could not answer: {result.error}", attempt)
-                    continue
-                verdicts, reason = parse(result.text)
-                if verdicts is not None:
-                    yield index, PairVerdict(verdicts, "", attempt)
-                elif attempt == self.max_attempts:
-                    yield index, PairVerdict(None, f"{reason} (after {attempt} attempt(s))", attempt)
-                else:
-                    retry[index] = ({"role": "assistant", "content": result.text[:MAX_ECHO_CHARS]},
-                                    {"role": "user", "content": REPAIR.format(reason=reason)})
-            history = retry
-            if not history:
-                break
+        for index, answer in ask(self.backend, range(len(items)), max_attempts=self.max_attempts,
+                                 request=lambda i, history: self.request(items[i], history),
+                                 parse=lambda _, text: parse(text),
+                                 repair=lambda _, reason: REPAIR.format(reason=reason)):
+            yield index, PairVerdict(answer.value, answer.reason, answer.attempts)
 
 
 def both_orders(judge: PairwiseJudge, speeches: list[str], policy: list[str], reference: list[str]):

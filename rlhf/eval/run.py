@@ -127,10 +127,9 @@ def reference_answers(pipe, jobs: dict[str, tuple[list, Variant]]) -> tuple[dict
         return ({name: responses for name in variants_}, {name: errors for name in variants_},
                 f"stored responses from `{ref.path}` (the same for both variants)")
     if ref.kind == "endpoint":
-        from rlhf.prefs.chat import OpenAIChat
+        from rlhf.chat.backends import openai_chat
 
-        chat = OpenAIChat("eval.reference", ref.base_url, ref.model, ref.api_key_env, timeout_s=ref.timeout_s,
-                          max_retries=ref.max_retries, concurrency=ref.concurrency)
+        chat = openai_chat(ref, "eval.reference")
         answers, errors = {}, {}
         for name, (speeches, v) in jobs.items():
             cap = Variant(v.name, ref.max_tokens if not v.instruction else v.max_tokens, v.instruction)
@@ -215,8 +214,7 @@ def rm_metrics(pipe, scorer) -> dict | None:
 
 # -- stage=eval -------------------------------------------------------------------------------------
 def evaluate(pipe) -> dict:
-    from rlhf.eval.pairwise import both_orders, load_prompt, summarise
-    from rlhf.eval.pairwise import PairwiseJudge
+    from rlhf.eval.pairwise import PairwiseJudge, both_orders, load_prompt, summarise
 
     started = time.time()
     run, ev = pipe.run, pipe.run.eval
@@ -271,8 +269,8 @@ def evaluate(pipe) -> dict:
                     entry["results"][v.name] = r
                 results["policies"].append(entry)
         else:
+            from rlhf.chat.local import LocalModels
             from rlhf.prefs.judge import JudgePrompt
-            from rlhf.prefs.local import LocalModels
 
             local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)
             backend = judge_backend(pipe, local_models)
@@ -309,8 +307,8 @@ def evaluate(pipe) -> dict:
                                                                  answers[name][first].texts, [True] * len(speeches), boot)
             results["judge_calls"] = backend.stats.as_dict()
         if check is not None:
+            from rlhf.chat.local import LocalModels
             from rlhf.eval.safety import judge_for
-            from rlhf.prefs.local import LocalModels
 
             if local_models is None and ev.judge.kind == "local":
                 local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)

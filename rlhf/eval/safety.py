@@ -22,15 +22,11 @@ log = logging.getLogger(__name__)
 def principle_judge_backend(run, local_models, resolve, default_model: str):
     """The chat backend of eval.judge: an OpenAI-compatible endpoint, or a local model on a generator
     actor (started on first use); None when the judge is the reward model (it cannot read criteria)."""
-    judge = run.eval.judge
-    if judge.kind == "openai":
-        from rlhf.prefs.chat import OpenAIChat
+    if run.eval.judge.kind == "reward":
+        return None
+    from rlhf.chat.backends import chat_backend
 
-        return OpenAIChat("eval.judge", judge.base_url, judge.model, judge.api_key_env, timeout_s=judge.timeout_s,
-                          max_retries=judge.max_retries, concurrency=judge.concurrency)
-    if judge.kind == "local":
-        return local_models.chat(str(resolve(judge.model)) if judge.model else default_model)
-    return None
+    return chat_backend(run.eval.judge, "eval.judge", local_models, default_model)
 
 
 def judge_for(safety_cfg, judge_cfg, backend):

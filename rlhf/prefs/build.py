@@ -23,11 +23,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rlhf.atomic import write_json
+from rlhf.chat.api import ChatResult
+from rlhf.chat.backends import chat_backend
 from rlhf.logs import progress, setup
 from rlhf.prefs import pairs as pairs_mod
-from rlhf.prefs.chat import ChatResult
 from rlhf.prefs.judge import Judge, JudgePrompt, Verdict
-from rlhf.prefs.responders import backend_for, build_pool, draw
+from rlhf.prefs.responders import build_pool, draw
 from rlhf.prefs.speeches import clean, read_speeches
 from rlhf.prefs.store import Store
 
@@ -145,7 +146,7 @@ class PreferenceBuild:
                     log.warning("%s: dropped a torn last line left by an interrupted build", store.path.name)
             pool = build_pool(cfg.responders, self.local_models, self.default_model, system_prompt)
             judge_cfg = cfg.judge
-            judge_backend = backend_for(judge_cfg, "judge", self.local_models, self.default_model)
+            judge_backend = chat_backend(judge_cfg, "judge", self.local_models, self.default_model)
             judge = Judge(judge_backend, prompt, max_attempts=judge_cfg.max_attempts,
                           temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens,
                           json_mode=judge_cfg.json_mode)

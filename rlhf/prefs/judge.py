@@ -1,6 +1,7 @@
 """The seven-principle judge: one request per response asking for JSON ratings, strict validation,
 repair-or-retry up to N attempts, and otherwise an unscored record with the reason. No score is
-ever invented or defaulted.
+ever invented or defaulted. The loop and the parser are the ones all LLM judges share
+(rlhf.chat.judging).
 
 Prompt injection: the judge's instructions are the system message, read from one versioned file
 (judge_prompt_v1.md) and identical for every request. The client speech and the response travel
@@ -10,43 +11,29 @@ A judge talked into answering something else still has to pass the same strict c
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from rlhf.data.errors import DataError
-from rlhf.prefs.chat import ChatRequest, ChatResult
+from rlhf.chat.api import ChatRequest, ChatResult
+from rlhf.chat.judging import PromptFile, ask, parse_object
 
 PRINCIPLES = ("empathy", "relevance", "clarity", "safety", "exploration", "autonomy", "staging")
 DEFAULT_PROMPT = Path(__file__).with_name("judge_prompt_v1.md")
 REPAIR = ("Your previous answer could not be used: {reason}. Answer again with only one JSON object with exactly "
           "the keys empathy, relevance, clarity, safety, exploration, autonomy, staging, each an integer from 1 to 5.")
-MAX_ECHO_CHARS = 2000  # how much of an unusable answer is shown back to the judge with the repair note
 # What a valid answer looks like, for local judges' guided decoding: seven integer ratings from 1 to 5.
 SCHEMA = json.dumps({"type": "object", "additionalProperties": False, "required": list(PRINCIPLES),
                      "properties": {p: {"type": "integer", "minimum": 1, "maximum": 5} for p in PRINCIPLES}})
 
 
-@dataclass(frozen=True)
-class JudgePrompt:
-    text: str
-    version: str  # file name without suffix, e.g. judge_prompt_v1
-    sha256: str
+class JudgePrompt(PromptFile):
+    """The principle judge's prompt file (judge_prompt_v1.md unless prefs.judge.prompt names another)."""
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "JudgePrompt":
-        path = Path(path) if path else DEFAULT_PROMPT
-        if not path.is_file():
-            raise DataError(str(path), "judge prompt file not found", hint="set prefs.judge.prompt")
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except UnicodeDecodeError:
-            raise DataError(str(path), "not UTF-8 text") from None
-        if not text:
-            raise DataError(str(path), "the judge prompt file is empty", line=1)
-        return cls(text, path.stem, hashlib.sha256(text.encode()).hexdigest())
+    def load(cls, path: str | Path | None) -> JudgePrompt:
+        return cls.read(path or DEFAULT_PROMPT, "judge prompt", hint="set prefs.judge.prompt")
 
 
 @dataclass
@@ -68,42 +55,18 @@ def request(prompt: JudgePrompt, speech: str, response: str, *, temperature: flo
     return ChatRequest(messages + tuple(history), temperature, 1.0, max_tokens, json_mode, SCHEMA)
 
 
-def _first_object(text: str):
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-            return value
-        except json.JSONDecodeError:
-            start = text.find("{", start + 1)
-    return None
+def _rating(principle: str, value) -> tuple[int | None, str]:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        return None, f"rating for {principle} is not an integer from 1 to 5"
+    return value, ""
 
 
 def parse(text: str | None) -> tuple[dict | None, str]:
     """(ratings, "") or (None, reason). Repairs only the wrapping (prose or a code fence around
     the object, key case and spaces, 4.0 for 4); the values themselves must be there and valid."""
-    if not text or not text.strip():
-        return None, "empty answer"
-    value = _first_object(text)
-    if not isinstance(value, dict):
-        return None, "no JSON object in the answer"
-    ratings = {str(k).strip().lower(): v for k, v in value.items()}
-    missing = [p for p in PRINCIPLES if p not in ratings]
-    extra = [k for k in ratings if k not in PRINCIPLES]
-    if missing:
-        return None, f"missing rating(s): {', '.join(missing)}"
-    if extra:
-        return None, f"{len(extra)} unexpected key(s) besides the seven principles"
-    clean = {}
-    for principle in PRINCIPLES:
-        v = ratings[principle]
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5:
-            return None, f"rating for {principle} is not an integer from 1 to 5"
-        clean[principle] = v
-    return clean, ""
+    return parse_object(text, PRINCIPLES, missing="rating(s)", besides="the seven principles", value=_rating)
 
 
 class Judge:
@@ -119,28 +82,13 @@ class Judge:
         """Yields (index, Verdict) when an item is decided (scored, or unscored after
         max_attempts / a permanent error), or (index, ChatResult) when the call itself failed and
         may succeed later (not decided: the build leaves it for a rerun)."""
-        history: dict[int, tuple] = {i: () for i in range(len(items))}
-        for attempt in range(1, self.max_attempts + 1):
-            order = sorted(history)
-            requests = [request(self.prompt, *items[i], temperature=self.temperature, max_tokens=self.max_tokens,
-                                json_mode=self.json_mode, history=history[i]) for i in order]
-            retry: dict[int, tuple] = {}
-            for position, result in self.backend.complete_many(requests):
-                index = order[position]
-                if result.text is None:
-                    if result.permanent:
-                        yield index, Verdict(None, f"the judge could not answer: {result.error}", attempt)
-                    else:
-                        yield index, result
-                    continue
-                ratings, reason = parse(result.text)
-                if ratings is not None:
-                    yield index, Verdict(ratings, "", attempt, result.text)
-                elif attempt == self.max_attempts:
-                    yield index, Verdict(None, f"{reason} (after {attempt} attempt(s))", attempt, result.text)
-                else:
-                    retry[index] = ({"role": "assistant", "content": result.text[:MAX_ECHO_CHARS]},
-                                    {"role": "user", "content": REPAIR.format(reason=reason)})
-            history = retry
-            if not history:
-                break
+        answers = ask(self.backend, range(len(items)), max_attempts=self.max_attempts,
+                      request=lambda i, history: request(self.prompt, *items[i], temperature=self.temperature,
+                                                         max_tokens=self.max_tokens, json_mode=self.json_mode,
+                                                         history=history),
+                      parse=lambda _, text: parse(text), repair=lambda _, reason: REPAIR.format(reason=reason))
+        for index, answer in answers:
+            if answer.failed_call is not None and not answer.failed_call.permanent:
+                yield index, answer.failed_call
+            else:
+                yield index, Verdict(answer.value, answer.reason, answer.attempts, answer.raw)

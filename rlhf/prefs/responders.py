@@ -8,8 +8,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from rlhf.chat.api import ChatRequest
+from rlhf.chat.backends import chat_backend
 from rlhf.data.prompts import chat_messages
-from rlhf.prefs.chat import ChatRequest, OpenAIChat
 
 
 @dataclass
@@ -30,16 +31,8 @@ class Responder:
                 "max_tokens": self.max_tokens}
 
 
-def backend_for(cfg, label: str, local_models, default_model: str):
-    """A chat backend for one responder or judge config (`kind` local or openai)."""
-    if cfg.kind == "openai":
-        return OpenAIChat(label, cfg.base_url, cfg.model, cfg.api_key_env, timeout_s=cfg.timeout_s,
-                          max_retries=cfg.max_retries, concurrency=cfg.concurrency)
-    return local_models.chat(cfg.model or default_model)
-
-
 def build_pool(configs, local_models, default_model: str, system_prompt: str) -> dict[str, Responder]:
-    return {c.name: Responder(c.name, backend_for(c, f"responder {c.name}", local_models, default_model),
+    return {c.name: Responder(c.name, chat_backend(c, f"responder {c.name}", local_models, default_model),
                               c.temperature, c.top_p, c.max_tokens, system_prompt) for c in configs}
 
 

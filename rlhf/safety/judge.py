@@ -6,24 +6,23 @@ the system message, read from a versioned file (judge_prompt_v1.md, its name and
 `describe`); the client message, the answer and the criteria travel only as JSON string values in
 the user message, so nothing a client or a policy writes can change the instructions; the answer
 must pass a strict check; an unusable answer is shown back with a repair note, up to
-`max_attempts` times, and then the probe is left not judged with the reason. No verdict is ever
-invented or defaulted.
+`max_attempts` times, and then the probe is left not judged with the reason (the loop all LLM
+judges share, rlhf.chat.judging). No verdict is ever invented or defaulted.
 
 Any chat backend works that has `complete_many(requests)` yielding (index, ChatResult) and
-`describe()`: rlhf.prefs.chat.OpenAIChat (GPT-4o, a vLLM server) or rlhf.prefs.local.LocalChat."""
+`describe()`: rlhf.chat.openai_chat.OpenAIChat (GPT-4o, a vLLM server) or rlhf.chat.local.LocalChat."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from rlhf.data.errors import DataError
-from rlhf.prefs.chat import ChatRequest, ChatResult
+from rlhf.chat.api import ChatRequest
+from rlhf.chat.judging import PromptFile, ask, parse_object
 from rlhf.safety.probes import Probe
 
 log = logging.getLogger(__name__)
@@ -31,32 +30,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PROMPT = Path(__file__).with_name("judge_prompt_v1.md")
 VERDICTS = {"pass": True, "fail": False}
 MAX_REASON_CHARS = 300  # a longer reason is cut, not rejected: its length is wrapping, not the verdict
-MAX_ECHO_CHARS = 2000  # how much of an unusable answer is shown back to the judge with the repair note
 REPAIR = ("Your previous answer could not be used: {reason}. Answer again with only one JSON object whose keys are "
           "exactly these criterion ids: {ids}; each value an object with exactly the keys \"verdict\" (\"pass\" or "
           "\"fail\") and \"reason\" (a short string).")
-# Guided decoding needs a request field that rlhf.prefs.chat may not have yet; use it once it exists.
+# Whether ChatRequest carries a JSON schema for guided decoding (it does; checked, not assumed).
 REQUEST_TAKES_SCHEMA = "json_schema" in {f.name for f in dataclasses.fields(ChatRequest)}
-
-
-@dataclass(frozen=True)
-class SafetyPrompt:
-    text: str
-    version: str  # file name without suffix, e.g. judge_prompt_v1
-    sha256: str
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> "SafetyPrompt":
-        path = Path(path) if path else DEFAULT_PROMPT
-        if not path.is_file():
-            raise DataError(str(path), "safety judge prompt file not found")
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except UnicodeDecodeError:
-            raise DataError(str(path), "not UTF-8 text") from None
-        if not text:
-            raise DataError(str(path), "the safety judge prompt file is empty", line=1)
-        return cls(text, path.stem, hashlib.sha256(text.encode()).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -98,19 +76,6 @@ def schema(ids: tuple[str, ...]) -> dict:
             "properties": {cid: verdict for cid in ids}}
 
 
-def first_object(text: str):
-    """The first JSON object in `text` (prose or a code fence around it is tolerated)."""
-    decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-            return value
-        except json.JSONDecodeError:
-            start = text.find("{", start + 1)
-    return None
-
-
 def _criterion(cid: str, value) -> tuple[CriterionVerdict | None, str]:
     if not isinstance(value, dict):
         return None, f"the value for {cid} is not an object"
@@ -130,24 +95,7 @@ def parse(text: str | None, ids: tuple[str, ...]) -> tuple[dict[str, CriterionVe
     """(verdicts, "") or (None, reason). Only the wrapping is repaired (prose or a code fence around
     the object, key and value case, spaces, an over-long reason); every asked criterion must be
     there with pass or fail and a reason, and nothing else."""
-    if not text or not text.strip():
-        return None, "empty answer"
-    value = first_object(text)
-    if not isinstance(value, dict):
-        return None, "no JSON object in the answer"
-    answer = {str(k).strip().lower(): v for k, v in value.items()}
-    missing = [cid for cid in ids if cid not in answer]
-    if missing:
-        return None, f"missing verdict(s): {', '.join(missing)}"
-    extra = [k for k in answer if k not in ids]
-    if extra:
-        return None, f"{len(extra)} unexpected key(s) besides the criterion ids"
-    verdicts = {}
-    for cid in ids:
-        verdicts[cid], reason = _criterion(cid, answer[cid])
-        if verdicts[cid] is None:
-            return None, reason
-    return verdicts, ""
+    return parse_object(text, ids, missing="verdict(s)", besides="the criterion ids", value=_criterion)
 
 
 class SafetyJudge:
@@ -155,7 +103,8 @@ class SafetyJudge:
 
     def __init__(self, backend, *, max_attempts: int, temperature: float, max_tokens: int, json_mode: bool = False,
                  json_schema: bool = False, prompt: str | Path | None = None):
-        self.backend, self.prompt = backend, SafetyPrompt.load(prompt)
+        self.backend = backend
+        self.prompt = PromptFile.read(prompt or DEFAULT_PROMPT, "safety judge prompt")
         self.max_attempts = max(1, max_attempts)
         self.temperature, self.max_tokens, self.json_mode = temperature, max_tokens, json_mode
         self.json_schema = json_schema and REQUEST_TAKES_SCHEMA
@@ -189,30 +138,12 @@ class SafetyJudge:
         for index, (probe, _) in enumerate(items):
             wanted = only[index] if only is not None and only[index] is not None else probe.criterion_ids()
             ids[index] = tuple(cid for cid in probe.criterion_ids() if cid in set(wanted))
-        history: dict[int, tuple] = {}
         for index in range(len(items)):
-            if ids[index]:
-                history[index] = ()
-            else:
+            if not ids[index]:
                 yield index, ProbeVerdict({}, "", 0)
-        for attempt in range(1, self.max_attempts + 1):
-            order = sorted(history)
-            requests = [self.request(*items[i], ids[i], history[i]) for i in order]
-            retry: dict[int, tuple] = {}
-            for position, result in self.backend.complete_many(requests):
-                index = order[position]
-                if not isinstance(result, ChatResult) or result.text is None:
-                    yield index, ProbeVerdict(None, f"the judge could not answer: {getattr(result, 'error', None)}",
-                                              attempt)
-                    continue
-                verdicts, reason = parse(result.text, ids[index])
-                if verdicts is not None:
-                    yield index, ProbeVerdict(verdicts, "", attempt, result.text)
-                elif attempt == self.max_attempts:
-                    yield index, ProbeVerdict(None, f"{reason} (after {attempt} attempt(s))", attempt, result.text)
-                else:
-                    retry[index] = ({"role": "assistant", "content": result.text[:MAX_ECHO_CHARS]},
-                                    {"role": "user", "content": REPAIR.format(reason=reason, ids=", ".join(ids[index]))})
-            history = retry
-            if not history:
-                break
+        answers = ask(self.backend, [i for i in range(len(items)) if ids[i]], max_attempts=self.max_attempts,
+                      request=lambda i, past: self.request(*items[i], ids[i], past),
+                      parse=lambda i, text: parse(text, ids[i]),
+                      repair=lambda i, reason: REPAIR.format(reason=reason, ids=", ".join(ids[i])))
+        for index, answer in answers:
+            yield index, ProbeVerdict(answer.value, answer.reason, answer.attempts, answer.raw)

@@ -7,10 +7,10 @@ Nothing leaves the machine on this path."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from rlhf.prefs.chat import CallStats, ChatRequest, ChatResult
+from rlhf.chat.api import CallStats, ChatRequest, ChatResult
 
 
 def model_context(model_dir: str, cap: int) -> int:
