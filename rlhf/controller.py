@@ -20,13 +20,12 @@ from pathlib import Path
 
 import ray
 
-from rlhf import atomic
 from rlhf.cluster import ACTOR_FAILURES
 from rlhf.config import OnlineConfig
 from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
 from rlhf.logs import progress
-from rlhf.pairs import select_pairs
+from rlhf.pairs.online import select_pairs, write_round_pairs
 from rlhf.sync.weight_sync import WeightSyncTimeout, connect, sync_weights
 from rlhf.training.batching import EncodedPair
 
@@ -126,7 +125,7 @@ class OnlineDPO:
         pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap, finished, online.truncated)
         flat_samples = [s for per_speech in samples for s in per_speech]
         if self.pairs_dir is not None:
-            write_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs, [s.finished for s in flat_samples])
+            write_round_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs, [s.finished for s in flat_samples])
         # Train on exactly the tokens the policy sampled (a finished response ends with its EOS, a
         # cut one does not); their sampling log-probabilities are the policy's before the update.
         chosen = [flat_samples[p.chosen_index] for p in pairs]
@@ -255,15 +254,6 @@ class OnlineDPO:
                 bar.update(1)
                 log.info(format_round(record, self.online.rounds))
                 yield record
-
-
-def write_pairs(path: Path, pairs: list, finished: list[bool]) -> None:
-    """The round's preference pairs, kept on this machine in the run directory (never logged)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_jsonl(path, ({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
-                               "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score,
-                               "chosen_finished": finished[p.chosen_index],
-                               "rejected_finished": finished[p.rejected_index]} for p in pairs))
 
 
 def format_round(record: dict, rounds: int) -> str:

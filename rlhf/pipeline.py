@@ -214,7 +214,7 @@ class Pipeline:
         return [p for p in pairs if all(self.encoder.response(text)[-1] == eos for text in (p.chosen, p.rejected))]
 
     def _preference_pairs(self, split: str):
-        from rlhf.data.preferences import read_preference_parquet
+        from rlhf.pairs.parquet import read_preference_parquet
 
         if self.run.data.preference_path:
             pairs = read_preference_parquet(resolve_path(self.run.data.preference_path))
@@ -282,8 +282,8 @@ class Pipeline:
 
     def stage_build_prefs(self) -> None:
         """Preference data (rlhf.prefs): speeches -> responders -> judge -> Parquet pairs."""
-        from rlhf.prefs.build import build_preferences
         from rlhf.chat.local import LocalModels
+        from rlhf.prefs.build import build_preferences
 
         prefs = self.run.prefs
         out_dir = Path(prefs.out_dir).expanduser().resolve() if prefs.out_dir else self.run_dir / "prefs"
@@ -401,8 +401,8 @@ class Pipeline:
     def _safety_check(self):
         """The safety probes for the dev evaluations, judged by rules and, when eval.judge is an LLM,
         by it on the probes' criteria."""
-        from rlhf.eval.safety import SafetyCheck, judge_for, principle_judge_backend
         from rlhf.chat.local import LocalModels
+        from rlhf.eval.safety import SafetyCheck, judge_for, principle_judge_backend
 
         run = self.run
         if self.local_models is None:

@@ -1,7 +1,7 @@
 """Best-vs-worst pair selection: ties, margins, identical texts."""
 
 from rlhf.data.records import Speech
-from rlhf.pairs import select_pairs
+from rlhf.pairs.online import select_pairs
 
 S = [Speech("a", "speech a"), Speech("b", "speech b"), Speech("c", "speech c")]
 

@@ -16,11 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlhf.config import ConfigError, validate
-from rlhf.data.preferences import read_preference_parquet
 from rlhf.data.records import Speech
+from rlhf.pairs.parquet import COLUMNS, read_preference_parquet
 from rlhf.prefs.build import build_preferences, speech_key
 from rlhf.prefs.judge import PRINCIPLES, REPAIR, parse
-from rlhf.prefs.pairs import COLUMNS
 from tests.test_prefs_support import (JUDGE_SYSTEM, FakeOpenAI, completion, honest_answer, is_judge, run_config,
                                       write_speeches_csv)
 

@@ -11,10 +11,10 @@ import pytest
 
 from rlhf.config import SpeechColumns
 from rlhf.data.errors import DataError
-from rlhf.data.preferences import read_preference_parquet
 from rlhf.data.records import Speech
+from rlhf.pairs.judged import Scored, make_pairs
+from rlhf.pairs.parquet import COLUMNS, read_preference_parquet, write_parquet
 from rlhf.prefs.judge import PRINCIPLES
-from rlhf.prefs.pairs import COLUMNS, Scored, make_pairs, write_parquet
 from rlhf.prefs.speeches import clean, read_speeches
 
 COLS = SpeechColumns(text="body", title=None, id="sid", topic="theme")

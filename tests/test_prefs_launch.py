@@ -14,9 +14,8 @@ import tempfile
 import pyarrow.parquet as pq
 import pytest
 
-from rlhf.data.preferences import read_preference_parquet
+from rlhf.pairs.parquet import COLUMNS, read_preference_parquet
 from rlhf.prefs.judge import PRINCIPLES, parse
-from rlhf.prefs.pairs import COLUMNS
 from tests.conftest import REPO_ROOT
 
 

@@ -71,7 +71,7 @@ def eval_speeches(pipe) -> tuple[list, str]:
             raise filters.removed_all(path, source.min_chars, source.max_chars, "eval.speeches")
         return kept[: source.limit], str(source.path)
     if ev.preference_path:
-        from rlhf.data.preferences import read_preference_parquet
+        from rlhf.pairs.parquet import read_preference_parquet
 
         seen, speeches = set(), []
         for pair in read_preference_parquet(resolve_path(ev.preference_path)):
@@ -196,7 +196,7 @@ def rm_metrics(pipe, scorer) -> dict | None:
     """Accuracy, AUC, ECE and Brier of the reward model on a preference test split."""
     run = pipe.run
     if run.eval.preference_path:
-        from rlhf.data.preferences import read_preference_parquet
+        from rlhf.pairs.parquet import read_preference_parquet
 
         pairs, source = read_preference_parquet(resolve_path(run.eval.preference_path)), f"`{run.eval.preference_path}`"
     else:

@@ -26,7 +26,7 @@ from rlhf.atomic import write_json
 from rlhf.chat.api import ChatResult
 from rlhf.chat.backends import chat_backend
 from rlhf.logs import progress, setup
-from rlhf.prefs import pairs as pairs_mod
+from rlhf.pairs import judged, parquet
 from rlhf.prefs.judge import Judge, JudgePrompt, Verdict
 from rlhf.prefs.responders import build_pool, draw
 from rlhf.prefs.speeches import clean, read_speeches
@@ -235,19 +235,19 @@ class PreferenceBuild:
                 reasons[verdict["reason"].split(" (after")[0]] += 1
                 continue
             counts.scored += 1
-            groups[job.key].append(pairs_mod.Scored(job.speech, job.responder, job.sample, response["text"],
+            groups[job.key].append(judged.Scored(job.speech, job.responder, job.sample, response["text"],
                                                     verdict["ratings"]))
         counts.unscored_reasons = dict(reasons.most_common())
         return list(groups.items())
 
     def write_outputs(self, speeches, groups, pool, judge_desc, judge_id, system_prompt, started) -> dict:
         cfg = self.cfg
-        split = pairs_mod.make_pairs(groups, aggregate=cfg.aggregate, min_gap=cfg.min_gap,
+        split = judged.make_pairs(groups, aggregate=cfg.aggregate, min_gap=cfg.min_gap,
                                      test_fraction=cfg.test_fraction, seed=self.run.seed)
         files = {}
         for name, rows in split.items():
             path = self.out_dir / f"{name}.parquet"
-            pairs_mod.write_parquet(rows, path)
+            parquet.write_parquet(rows, path)
             files[name] = str(path)
         scored = [s for _, items in groups for s in items]
         counts = vars(self.counts)
@@ -265,7 +265,7 @@ class PreferenceBuild:
             "aggregate": cfg.aggregate, "min_gap": cfg.min_gap, "test_fraction": cfg.test_fraction,
             "seed": self.run.seed,
             "counts": counts,
-            "mean_ratings": pairs_mod.mean_ratings(scored, cfg.aggregate),
+            "mean_ratings": judged.mean_ratings(scored, cfg.aggregate),
             "wall_seconds": round(time.time() - started, 1),
         }
 

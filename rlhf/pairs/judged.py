@@ -1,4 +1,5 @@
-"""From judged responses to preference pairs in the released PsychoCounsel-Preference schema.
+"""From judged responses (stage=build_prefs) to preference pairs in the released
+PsychoCounsel-Preference schema (written by rlhf.pairs.parquet).
 
 Score of a response = the mean (paper) or the total of its seven ratings. Speeches are split into
 train and test by a seeded hash of the speech, so no speech is in both splits:
@@ -12,15 +13,11 @@ import hashlib
 import itertools
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
-from rlhf import atomic
 from rlhf.data.records import Speech
 from rlhf.prefs.judge import PRINCIPLES
 
 AGGREGATES = ("mean", "total")
-COLUMNS = (["ID", "prefID", "question", "chosen", "rejected", "chosen_model", "rejected_model"]
-           + [f"chosen_{p}_rating" for p in PRINCIPLES] + [f"rejected_{p}_rating" for p in PRINCIPLES])
 
 
 @dataclass(frozen=True)
@@ -73,16 +70,6 @@ def make_pairs(groups: list[tuple[str, list[Scored]]], *, aggregate: str, min_ga
         for number, row in enumerate(rows):
             row["prefID"] = number
     return out
-
-
-def write_parquet(rows: list[dict], path: Path) -> None:
-    """Exactly the released columns and types (strings; int64 prefID and ratings), via a rename."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([(c, pa.int64() if c == "prefID" or c.endswith("_rating") else pa.string()) for c in COLUMNS])
-    table = pa.Table.from_pylist([{c: row[c] for c in COLUMNS} for row in rows], schema=schema)
-    atomic.write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def mean_ratings(scored: list[Scored], aggregate: str) -> dict:

@@ -1,15 +1,20 @@
-"""Read preference pairs from Parquet in the PsychoCounsel-Preference schema (the released dataset's
-files and what the preference builder writes): question, chosen, rejected, plus optional columns
+"""Preference pairs as Parquet in the PsychoCounsel-Preference schema: written by the preference
+builder (exactly the released columns and types), read by the reward, offline DPO and eval stages
+(the released dataset's files and ours alike): question, chosen, rejected, plus optional columns
 (ID, prefID, chosen_model, ..., per-principle ratings) that training does not need."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rlhf import atomic
 from rlhf.data.errors import DataError
 from rlhf.data.records import PreferencePair, Speech
+from rlhf.prefs.judge import PRINCIPLES
 
 REQUIRED = ("question", "chosen", "rejected")
+COLUMNS = (["ID", "prefID", "question", "chosen", "rejected", "chosen_model", "rejected_model"]
+           + [f"chosen_{p}_rating" for p in PRINCIPLES] + [f"rejected_{p}_rating" for p in PRINCIPLES])
 
 
 def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
@@ -36,3 +41,13 @@ def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
     if not pairs:
         raise DataError(str(path), "no rows")
     return pairs
+
+
+def write_parquet(rows: list[dict], path: Path) -> None:
+    """Exactly the released columns and types (strings; int64 prefID and ratings), via a rename."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, pa.int64() if c == "prefID" or c.endswith("_rating") else pa.string()) for c in COLUMNS])
+    table = pa.Table.from_pylist([{c: row[c] for c in COLUMNS} for row in rows], schema=schema)
+    atomic.write_with(path, lambda tmp: pq.write_table(table, tmp))

@@ -10,7 +10,9 @@ A response cut at the token limit is not a finished answer. `truncated` says wha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from rlhf import atomic
 from rlhf.config import TRUNCATED
 from rlhf.data.records import PreferencePair, Speech
 
@@ -61,3 +63,12 @@ def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: li
                                         first + best, first + worst))
     stats.pairs = len(pairs)
     return pairs, stats
+
+
+def write_round_pairs(path: Path, pairs: list, finished: list[bool]) -> None:
+    """The round's preference pairs, kept on this machine in the run directory (never logged)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_jsonl(path, ({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
+                               "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score,
+                               "chosen_finished": finished[p.chosen_index],
+                               "rejected_finished": finished[p.rejected_index]} for p in pairs))
