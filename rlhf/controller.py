@@ -17,17 +17,20 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
 
-from rlhf.cluster import ACTOR_FAILURES
-from rlhf.config import OnlineConfig
+from rlhf.workers.group import ACTOR_FAILURES
 from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
 from rlhf.logs import progress
 from rlhf.pairs.online import select_pairs, write_round_pairs
 from rlhf.sync.weight_sync import WeightSyncTimeout, connect, sync_weights
 from rlhf.training.batching import EncodedPair
+
+if TYPE_CHECKING:
+    from rlhf.config import OnlineConfig
 
 WEIGHT_BUCKET_BYTES = 256 << 20
 SYNC_TIMEOUT_S = 600.0

@@ -15,7 +15,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rlhf.config import ConfigError, load_config
+from rlhf.config import ConfigError, compose, load_config
 from rlhf.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,11 @@ def summary_lines(summary: dict) -> list[str]:
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def run_job(cfg: DictConfig) -> None:
+    """One Hydra job: check the config, run the stages, print the summary."""
     from rlhf.pipeline import Pipeline
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     try:
         run = load_config(cfg)
         pipeline = Pipeline(run, resolved)
@@ -67,6 +68,26 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     for line in summary_lines(pipeline.summary()):
         log.info(line)
+
+
+def check_overrides(args: list[str]) -> None:
+    """A single run's overrides against the schema before Hydra starts the job, so that a wrong type
+    or an unknown key is reported like every other config mistake (exit status 2, the key named)
+    rather than as a Hydra error. Runs with Hydra's own flags (--multirun, --cfg, --help, ...) or
+    hydra.* overrides are left to Hydra."""
+    if any(a.startswith("-") or a.startswith(("hydra.", "hydra/", "+hydra", "~hydra")) for a in args):
+        return
+    try:
+        compose(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """`python -m rlhf.launch` and the rlhf-launch console script."""
+    check_overrides(sys.argv[1:])
+    run_job()
 
 
 if __name__ == "__main__":

@@ -230,12 +230,9 @@ def layout_rows(run, gpu_gib: float, bucket_bytes: int) -> list[Estimate]:
 
 
 def compose_run(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+    from rlhf.config import compose, load_config
 
-    from rlhf.config import load_config
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return load_config(compose(config_name="config", overrides=overrides))
+    return load_config(compose(overrides))
 
 
 def gpu_layouts() -> list[str]:

@@ -46,7 +46,7 @@ class Tracker:
         for var, sub in (("WANDB_DIR", ""), ("WANDB_CACHE_DIR", ".wandb-cache"), ("WANDB_CONFIG_DIR", ".wandb-config")):
             os.environ.setdefault(var, str(self.run_dir / sub) if sub else str(self.run_dir))
         os.environ.setdefault("WANDB_SILENT", "true")
-        mode = tracking.mode
+        mode = str(tracking.mode)
         if mode == "auto":
             mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
         import wandb

@@ -31,8 +31,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def compose(overrides: list[str] | None = None):
     """Compose conf/ with Hydra like `python -m rlhf.launch` does, without running anything."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from rlhf.config import compose as compose_config
 
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides or [], return_hydra_config=False)
+    return compose_config(overrides or [])

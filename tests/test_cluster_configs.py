@@ -152,7 +152,7 @@ def test_an_address_where_no_ray_listens_fails_fast_with_what_to_do():
     import socket
     import time
 
-    from rlhf.cluster import start_ray
+    from rlhf.workers.ray_session import start_ray
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

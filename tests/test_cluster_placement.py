@@ -16,7 +16,7 @@ SCRIPT = r'''
 import json, sys
 import ray
 from ray.util.placement_group import placement_group, placement_group_table
-from rlhf.cluster import create_group, release_placement
+from rlhf.workers.group import create_group, release_placement
 
 class Probe:
     def __init__(self, tag):

@@ -66,7 +66,8 @@ def test_vllm_greedy_tokens_equal_transformers(smollm2_dir):
     import ray
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlhf import cluster
+    from rlhf.workers.group import create_group
+    from rlhf.workers.ray_session import start_ray
     from rlhf.generation.vllm_generator import Generator
     from rlhf.training.batching import Encoder
 
@@ -75,8 +76,8 @@ def test_vllm_greedy_tokens_equal_transformers(smollm2_dir):
     encoder = Encoder(tokenizer, run.system_prompt, run.model.max_prompt_len, run.model.max_response_len)
     prompts = [encoder.prompt("I can't sleep before exams and my heart races."),
                encoder.prompt("My partner and I argue about money every week.")]
-    cluster.start_ray(None, 2, None, False)
-    group = cluster.create_group(Generator, 1, device_kind="cpu", cpus=0.5, gpus=0, strategy="PACK",
+    start_ray(None, 2, None, False)
+    group = create_group(Generator, 1, device_kind="cpu", cpus=0.5, gpus=0, strategy="PACK",
                                  args_for=lambda i: ((str(path),), dict(device_kind="cpu", threads=2, seed=0,
                                                                           dtype="float32", max_model_len=512)))
     try:

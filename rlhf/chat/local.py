@@ -44,19 +44,11 @@ class LocalModels:
         return self.chats[model_dir]
 
     def _start(self, model_dir: str, context: int):
-        from rlhf.cluster import create_group
-        from rlhf.generation.vllm_generator import Generator
+        from rlhf.workers.factory import generator_group, started
 
-        run, layout = self.run, self.run.cluster.generator
-        group = create_group(
-            Generator, 1, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
-            gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
-            resources=dict(layout.resources) or None,  # where the layout pins generators (multi-node)
-            args_for=lambda i: ((model_dir,), dict(
-                device_kind=run.device.kind, threads=layout.threads, seed=run.seed + len(self.groups),
-                dtype=run.device.dtype, max_model_len=context, tensor_parallel=layout.tensor_parallel,
-                kv_cache_gib=layout.kv_cache_gib, gpu_memory_utilization=layout.gpu_memory_utilization)))
+        group = generator_group(self.run, model_dir, max_model_len=context, seed=self.run.seed + len(self.groups))
         self.groups[model_dir] = group
+        started(group, f"a vLLM engine for {model_dir}")
         return group.actors[0]
 
     def shutdown(self) -> None:

@@ -73,20 +73,11 @@ class LocalModel:
     """A checkpoint on one vLLM generator actor, for the time of one evaluation."""
 
     def __init__(self, run, model_dir: str, max_len: int):
-        from rlhf.cluster import create_group
-        from rlhf.generation.vllm_generator import Generator
+        from rlhf.workers.factory import generator_group, started
 
-        layout = run.cluster.generator
-        context = min(max_len, model_context(model_dir, max_len))
         self.model_dir = model_dir
-        self.group = create_group(
-            Generator, 1, device_kind=run.device.kind, cpus=layout.cpus_per_engine,
-            gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
-            resources=dict(layout.resources) or None,
-            args_for=lambda i: ((model_dir,), dict(
-                device_kind=run.device.kind, threads=layout.threads, seed=run.seed, dtype=run.device.dtype,
-                max_model_len=context, tensor_parallel=layout.tensor_parallel, kv_cache_gib=layout.kv_cache_gib,
-                gpu_memory_utilization=layout.gpu_memory_utilization)))
+        self.group = generator_group(run, model_dir, max_model_len=min(max_len, model_context(model_dir, max_len)))
+        started(self.group, f"a vLLM engine for {model_dir}")
 
     def respond(self, encoder, speeches: list[Speech], variant: Variant, temperature: float, seed: int) -> Responses:
         return generate_on(self.group.actors, local_prompts(encoder, speeches, variant),

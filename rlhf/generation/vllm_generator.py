@@ -67,6 +67,7 @@ class Generator:
         before temperature and top-p (vLLM's raw log-probs), i.e. the policy's own. `json_schema`:
         decode under that JSON schema (structured outputs), so every answer is valid JSON of it."""
         import json
+
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf import atomic
-from rlhf.config import TRUNCATED
+from rlhf.choices import Truncated
 from rlhf.data.records import PreferencePair, Speech
 
 
@@ -36,8 +36,8 @@ def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: li
                  truncated: str = "reject_only") -> tuple[list[PreferencePair], PairStats]:
     """Best vs worst response per speech. A pair is kept only if the reward gap is positive and at
     least `min_gap`, and the two texts differ. Among equal rewards the earlier sample wins (stable)."""
-    if truncated not in TRUNCATED:
-        raise ValueError(f"truncated={truncated!r} must be one of {TRUNCATED}")
+    if truncated not in Truncated.values():
+        raise ValueError(f"truncated={truncated!r} must be one of {Truncated.values()}")
     stats = PairStats(speeches=len(speeches))
     finished = finished or [[True] * len(r) for r in responses]
     pairs, offset = [], 0  # offset: index of the speech's first response among all of the round's

@@ -72,7 +72,7 @@ def load_bucket(worker, names: list[str], handles_by_gpu: dict) -> int:
 
 
 def sync_colocated(trainers, generators, *, bucket_bytes: int, timeout_s: float) -> int:
-    from rlhf.cluster import get_all
+    from rlhf.workers.group import get_all
 
     refs = [a.__ray_call__.remote(_send_buckets, generators.actors, bucket_bytes, timeout_s) for a in trainers.actors]
     try:  # the first rank to fail raises its own error, without waiting for ranks stuck behind it

@@ -102,7 +102,7 @@ def sync_weights(trainers, generators, *, device_kind: str, bucket_bytes: int, t
 
 def _wait(refs: list, timeout_s: float, what: str, plan: SyncPlan) -> list:
     """Every call's result, failing as soon as one fails (a dead engine), or after the timeout."""
-    from rlhf.cluster import get_all
+    from rlhf.workers.group import get_all
 
     try:
         return get_all(refs, timeout_s=timeout_s)

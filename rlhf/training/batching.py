@@ -119,6 +119,11 @@ def collate_pairs(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tens
     return collate([Encoded(p.prompt, p.chosen) for p in pairs] + [Encoded(p.prompt, p.rejected) for p in pairs], pad_id)
 
 
+def accumulation_steps(optim, world_size: int) -> int:
+    """Micro-batches per rank per optimizer step: batch_size = micro_batch x ranks x this."""
+    return optim.batch_size // (optim.micro_batch * world_size)
+
+
 def plan_steps(items: list, world_size: int, micro_batch: int, accumulation: int,
                epochs: int, seed: int) -> list[list[list[list]]]:
     """Split items into optimizer steps -> ranks -> micro-batches -> items.

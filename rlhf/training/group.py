@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import ray
 
-from rlhf.cluster import Group, create_group, get_all
-from rlhf.config import OptimConfig, RunConfig, accumulation_steps
-from rlhf.training.batching import plan_steps
+from rlhf.workers.group import Group, create_group, get_all
+from rlhf.training.batching import accumulation_steps, plan_steps
 from rlhf.training.trainer import TrainerRank
+
+if TYPE_CHECKING:
+    from rlhf.config import OptimConfig, RunConfig
 
 
 class TrainerGroup:

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
-from rlhf.config import OptimConfig
+from typing import TYPE_CHECKING
+
 from rlhf.logs import progress
+
+if TYPE_CHECKING:
+    from rlhf.config import OptimConfig
 
 
 def train_steps(trainers, tracker, stage: str, items: list, optim: OptimConfig, pad_id: int, seed: int, *,

@@ -13,7 +13,6 @@ import copy
 import gc
 import os
 import time
-from pathlib import Path
 
 import torch
 

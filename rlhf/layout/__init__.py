@@ -3,8 +3,7 @@ for fit the machines the layout describes? Called from `config.validate`, so a l
 be placed fails before any actor starts, with the field to change.
 
     python -m rlhf.layout cluster=gpu_2x8 model=llama3_8b device=gpu [overrides...]
-checks a whole configuration without starting anything and prints the layout's NODES=,
-GPUS_PER_NODE= and CPUS_PER_NODE= (for sbatch); exit status 2 and the errors otherwise.
+checks a whole configuration without starting anything (rlhf/layout/__main__.py).
 
 GPU counts follow `pipeline`/`create_group`: a trainer rank takes `gpus_per_rank`; a generator
 engine takes `gpus_per_engine` on each of its `tensor_parallel` workers; a reward actor takes
@@ -13,10 +12,9 @@ engine takes `gpus_per_engine` on each of its `tensor_parallel` workers; a rewar
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
-STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+from rlhf.choices import DeviceType, PlacementStrategy, not_one_of
 
 
 @dataclass
@@ -72,13 +70,16 @@ def layout_errors(run) -> list[str]:
     name = f"cluster={c.name}"
     errors: list[str] = []
 
+    if t.ranks < 1 or g.engines < 1 or r.actors < 1:
+        errors.append("cluster.trainer.ranks, cluster.generator.engines and cluster.reward.actors must be >= 1")
+    if kind == DeviceType.cpu and (t.gpus_per_rank or g.gpus_per_engine or r.gpus_per_actor):
+        errors.append(f"{name} asks for GPUs but device=cpu; use device=gpu or a CPU layout")
     if c.nodes < 1:
         errors.append(f"{name}: cluster.nodes={c.nodes} must be >= 1")
     if c.nodes > 1 and not c.address:
         errors.append(f"{name} spans {c.nodes} nodes: set cluster.address to the running Ray cluster "
                       "(auto on a node of it, e.g. inside slurm/ray_job.sbatch; or HEAD_IP:6379)")
-    if c.placement_strategy not in STRATEGIES:
-        errors.append(f"cluster.placement_strategy={c.placement_strategy!r} must be one of {STRATEGIES}")
+    errors += not_one_of("cluster.placement_strategy", c.placement_strategy, PlacementStrategy)
     if g.tensor_parallel < 1:
         errors.append(f"cluster.generator.tensor_parallel={g.tensor_parallel} must be >= 1")
     for field, value in (("trainer.gpus_per_rank", t.gpus_per_rank), ("generator.gpus_per_engine", g.gpus_per_engine),
@@ -95,12 +96,12 @@ def layout_errors(run) -> list[str]:
             if not value or value <= 0:
                 errors.append(f"cluster.{role}.resources.{key}={value}: custom resource amounts must be > 0")
 
-    if c.colocate and kind != "gpu":
+    if c.colocate and kind != DeviceType.gpu:
         errors.append(f"{name}: cluster.colocate=true needs device=gpu (vLLM's sleep mode frees GPU memory "
                       "while trainers step); on CPU set cluster.colocate=false")
 
     need = demand(run)
-    if kind == "gpu":
+    if kind == DeviceType.gpu:
         errors += _gpu_errors(run, need)
     capacity = cpu_capacity(c)
     if capacity is not None and need.cpus > capacity + 1e-9:
@@ -153,28 +154,3 @@ def _gpu_errors(run, need: Demand) -> list[str]:
             errors.append(f"{name}: colocated, every reward actor sits on a trainer rank's GPU, but cluster.reward.actors "
                           f"({r.actors}) > cluster.trainer.ranks ({t.ranks})")
     return errors
-
-
-def main(argv: list[str] | None = None) -> int:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    from rlhf.config import ConfigError, load_config
-
-    overrides = sys.argv[1:] if argv is None else argv
-    from rlhf.paths import CONF_DIR
-
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            run = load_config(compose(config_name="config", overrides=overrides))
-    except (ConfigError, HydraException) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    c = run.cluster
-    print(f"NODES={c.nodes}\nGPUS_PER_NODE={c.gpus_per_node if run.device.kind == 'gpu' else 0}\n"
-          f"CPUS_PER_NODE={c.cpus_per_node or 0}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+"""The error for a configuration mistake."""
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with what to change."""

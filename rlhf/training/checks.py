@@ -1,0 +1,38 @@
+"""Checks of the training sections (sft, reward_training, offline, online) before any actor starts:
+batches that split evenly across the ZeRO-3 ranks, schedules, and what a round needs to form pairs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rlhf.choices import Schedule, Truncated, not_one_of
+
+if TYPE_CHECKING:
+    from rlhf.config import RunConfig
+
+TRAINING_SECTIONS = ("sft", "reward_training", "offline", "online")
+
+
+def validate_training(run: RunConfig) -> list[str]:
+    errors = []
+    world, layout = run.cluster.trainer.ranks, run.cluster.name
+    for name in TRAINING_SECTIONS:
+        optim = getattr(run, name)
+        if world >= 1 and (optim.micro_batch < 1 or optim.batch_size % (optim.micro_batch * world)):
+            errors.append(f"{name}.batch_size={optim.batch_size} must be a multiple of {name}.micro_batch "
+                          f"({optim.micro_batch}) x cluster.trainer.ranks ({world}, the ZeRO-3 world size of "
+                          f"cluster={layout}): change {name}.batch_size, {name}.micro_batch or the ranks")
+        if optim.lr <= 0 or optim.epochs < 1:
+            errors.append(f"{name}.lr must be > 0 and {name}.epochs >= 1")
+        errors += not_one_of(f"{name}.schedule", optim.schedule, Schedule)
+        if optim.warmup_steps < 0:
+            errors.append(f"{name}.warmup_steps must be >= 0")
+    online = run.online
+    if online.samples_per_speech < 2:
+        errors.append(f"online.samples_per_speech={online.samples_per_speech}: need at least 2 to form a pair")
+    if online.metric_pairs < 0:
+        errors.append(f"online.metric_pairs={online.metric_pairs} must be >= 0")
+    errors += not_one_of("online.truncated", online.truncated, Truncated)
+    if online.rounds < 1 or online.speeches_per_round < 1:
+        errors.append("online.rounds and online.speeches_per_round must be >= 1")
+    return errors
