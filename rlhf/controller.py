@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import ray
 
-from rlhf.workers.group import ACTOR_FAILURES
 from rlhf.data.records import Speech
 from rlhf.data.sampler import round_indices
 from rlhf.logs import progress
 from rlhf.pairs.online import select_pairs, write_round_pairs
 from rlhf.sync.weight_sync import WeightSyncTimeout, connect, sync_weights
 from rlhf.training.batching import EncodedPair
+from rlhf.workers.group import ACTOR_FAILURES
 
 if TYPE_CHECKING:
     from rlhf.config import OnlineConfig
@@ -229,11 +229,7 @@ class OnlineDPO:
         return True
 
     def _recover_scorers(self, err) -> bool:
-        group = getattr(self.scorer, "group", None)
-        if group is None or (not group.dead() and not isinstance(err, ACTOR_FAILURES)):
-            return False
-        group.wait_alive()  # reward actors hold no state beyond their checkpoint
-        return True
+        return self.scorer.recover(err)
 
     def _recover_trainers(self, err) -> bool:
         """A lost rank breaks the whole ZeRO-3 group: rebuild it from the last completed round."""

@@ -7,7 +7,6 @@ reward scorer, DeepSpeed ZeRO-3 trainers), all on this machine with no network.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -17,40 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlhf.config import ConfigError, compose, load_config
 from rlhf.data.errors import DataError
+from rlhf.summary import summary_lines
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written under ~
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def summary_lines(summary: dict) -> list[str]:
-    """The run's closing summary at the console (numbers and paths only)."""
-    lines = ["=== run summary ===", f"run directory : {summary['run_dir']}"]
-    started = [f"{summary['trainer_ranks']} ZeRO-{summary['zero_stage']} trainer ranks" if summary["trainer_ranks"]
-               else "", f"{summary['generator_engines']} vLLM engine(s)" if summary["generator_engines"] else "",
-               f"{summary['reward_actors']} reward actor(s)" if summary["reward_actors"] else ""]
-    if any(started):  # only what this run started (stage=build_prefs starts no trainer group)
-        lines.append(f"layout        : {', '.join(filter(None, started))}, reward source {summary['reward_source']}, "
-                     f"device {summary['device']}")
-    for stage in ("sft", "reward_model", "offline_dpo"):
-        if stage in summary:
-            fields = {k: v for k, v in summary[stage].items() if k != "pair_derivation"}
-            lines.append(f"{stage:<14}: {json.dumps(fields, default=str)}")
-    rewards = summary.get("reward_per_round", [])
-    if rewards:
-        moves = " -> ".join(f"{r:+.3f}" for r in rewards)
-        lines.append(f"reward / round: {moves}  (mean reward of the round's samples, from the policy before that "
-                     "round's update)")
-        lines.append(f"final policy  : {summary.get('online_dpo', {}).get('final_policy')}")
-    evaluation = summary.get("eval")
-    if evaluation:
-        from rlhf.eval.run import summary_lines as eval_lines
-
-        lines += eval_lines(evaluation)
-    lines.append(f"metrics       : {summary['run_dir']}/metrics.jsonl, run_summary.json")
-    lines.append(f"W&B           : {summary.get('wandb') or 'off'}")
-    lines.append(f"wall time     : {summary['wall_seconds']:.0f}s")
-    return lines
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhf.layout import reward_actors
 from rlhf.paths import CONF_DIR, checkout_root
 
 OUTPUT = (checkout_root() or Path.cwd()) / "docs" / "gpu-memory.md"
@@ -216,7 +217,7 @@ def layout_rows(run, gpu_gib: float, bucket_bytes: int) -> list[Estimate]:
     trainer, states = trainer_estimate(run, arch, bucket_bytes)
     vllm, _ = vllm_estimate(run, arch, gpu_gib)
     rows = [trainer, vllm]
-    reward = reward_estimate(run, arch) if run.reward.source == "local" else None
+    reward = reward_estimate(run, arch) if reward_actors(run) else None
     if reward:
         rows.append(reward)
     if run.cluster.colocate:

@@ -25,9 +25,9 @@ def test_dead_actors_are_recovered_and_the_rounds_complete(tmp_path):
         "data.max_pairs=64", "reward_training.eval_pairs=8", "online.speeches_per_round=8",
         "online.min_reward_gap=0.0"]))
     pipe = Pipeline(run, {})
-    victims = {(1, "generate"): lambda: pipe.generators.where()[0]["pid"],
-               (1, "score"): lambda: pipe.scorer.group.where()[0]["pid"],
-               (2, "train"): lambda: pipe.trainers.group.where()[1]["pid"]}
+    victims = {(1, "generate"): lambda: pipe.ctx.generators.where()[0]["pid"],
+               (1, "score"): lambda: pipe.ctx.scorer.group.where()[0]["pid"],
+               (2, "train"): lambda: pipe.ctx.trainers.group.where()[1]["pid"]}
     killed = []
 
     def hook(round_number: int, phase: str) -> None:

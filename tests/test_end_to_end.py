@@ -51,8 +51,8 @@ def test_two_online_rounds_update_the_policy_and_the_generators(pipeline):
     pipeline.run_stage("sft")
     pipeline.run_stage("reward")
     controller = pipeline.prepare_online()
-    generator = pipeline.generators.actors[0]
-    prompts = [pipeline.encoder.prompt(q.speech.text) for q in pipeline.val_questions[:4]]
+    generator = pipeline.ctx.generators.actors[0]
+    prompts = [pipeline.ctx.encoder.prompt(q.speech.text) for q in pipeline.ctx.val_questions[:4]]
 
     before = ray.get(generator.greedy.remote(prompts, 24))
     for round_index in range(2):

@@ -9,6 +9,7 @@ import ray
 
 from rlhf.config import load_config
 from rlhf.pipeline import Pipeline
+from rlhf.stages.online_dpo import start_generators
 from tests.conftest import compose
 from tests.test_sync_collective import engine_greedy, hf_greedy, load_trainers, trainer_greedy, variant
 
@@ -29,11 +30,11 @@ def pipe(tiny_model_dir, tmp_path_factory):
 def test_tensor_parallel_2_on_cpu_generates_and_takes_synced_weights(pipe, tiny_model_dir, tmp_path):
     from rlhf.sync.weight_sync import engine_workers, sync_weights
 
-    prompts = [pipe.encoder.prompt(q.speech.text) for q in pipe.val_questions[:3]]
+    prompts = [pipe.ctx.encoder.prompt(q.speech.text) for q in pipe.ctx.val_questions[:3]]
     load_trainers(pipe, variant(tiny_model_dir, tmp_path / "v1", seed=1))
-    pipe.generators = pipe._generators(str(tiny_model_dir))
+    pipe.ctx.generators = start_generators(pipe.ctx, str(tiny_model_dir))
 
-    workers = engine_workers(pipe.generators)[0]
+    workers = engine_workers(pipe.ctx.generators)[0]
     assert sorted(rank for rank, _ in workers) == [0, 1]
     assert len({pid for _, pid in workers}) == 2, "each tensor-parallel rank runs in its own process"
     assert pipe.results["weight_sync"]["workers_per_engine"] == [2]
@@ -42,13 +43,13 @@ def test_tensor_parallel_2_on_cpu_generates_and_takes_synced_weights(pipe, tiny_
     assert engine_greedy(pipe, prompts) == start
 
     def sync():
-        sync_weights(pipe.trainers, pipe.generators, device_kind="cpu", bucket_bytes=64 << 10, timeout_s=300)
+        sync_weights(pipe.ctx.trainers, pipe.ctx.generators, device_kind="cpu", bucket_bytes=64 << 10, timeout_s=300)
 
     sync()  # collective: 1 + 2 ranks, many small buckets
     first = trainer_greedy(pipe, "v1", prompts)
     assert first != start and engine_greedy(pipe, prompts) == first
 
-    pipe.generators.sync.method = "object_store"
+    pipe.ctx.generators.sync.method = "object_store"
     load_trainers(pipe, variant(tiny_model_dir, tmp_path / "v2", seed=2))
     sync()
     second = trainer_greedy(pipe, "v2", prompts)

@@ -17,6 +17,7 @@ import torch
 from rlhf.config import load_config
 from rlhf.controller import OnlineDPO
 from rlhf.pipeline import Pipeline
+from rlhf.stages.online_dpo import recover_trainers, start_generators
 from tests.conftest import compose
 
 TOKENS = 12
@@ -47,14 +48,14 @@ def hf_greedy(model_dir: str, prompts: list[list[int]]) -> list[list[int]]:
 
 
 def engine_greedy(pipe, prompts: list[list[int]]) -> list[list[int]]:
-    samples = ray.get(pipe.generators.actors[0].generate.remote(prompts, n=1, temperature=0.0, top_p=1.0,
+    samples = ray.get(pipe.ctx.generators.actors[0].generate.remote(prompts, n=1, temperature=0.0, top_p=1.0,
                                                                 max_tokens=TOKENS))
     return [s[0].token_ids for s in samples]
 
 
 def trainer_greedy(pipe, name: str, prompts: list[list[int]]) -> list[list[int]]:
     """Greedy tokens of the trainer group's current weights, through a checkpoint and transformers."""
-    return hf_greedy(pipe._save(name), prompts)
+    return hf_greedy(pipe.ctx.save_model(name), prompts)
 
 
 def variant(model_dir: Path, out: Path, seed: int) -> str:
@@ -70,28 +71,29 @@ def variant(model_dir: Path, out: Path, seed: int) -> str:
 
 
 def load_trainers(pipe, model_dir: str) -> None:
-    pipe.trainers.load("sft", model_dir, pipe.run.sft)
+    pipe.ctx.trainers.load("sft", model_dir, pipe.run.sft)
 
 
 def controller(pipe) -> OnlineDPO:
     """The online loop's recovery and sync, without rounds (no scorer, no data)."""
-    return OnlineDPO(online=pipe.run.online, trainers=pipe.trainers, generators=pipe.generators, scorer=None,
-                     encoder=pipe.encoder, speeches=[], tracker=pipe.tracker, save_policy=None,
-                     device_kind=pipe.run.device.kind, seed=0, recover_trainers=pipe._recover_trainers)
+    ctx = pipe.ctx
+    return OnlineDPO(online=pipe.run.online, trainers=ctx.trainers, generators=ctx.generators, scorer=None,
+                     encoder=ctx.encoder, speeches=[], tracker=ctx.tracker, save_policy=None,
+                     device_kind=pipe.run.device.kind, seed=0, recover_trainers=lambda: recover_trainers(ctx))
 
 
 def test_collective_sync_survives_an_engine_restart_and_a_trainer_rebuild(pipe, tiny_model_dir, tmp_path):
-    prompts = [pipe.encoder.prompt(q.speech.text) for q in pipe.val_questions[:3]]
+    prompts = [pipe.ctx.encoder.prompt(q.speech.text) for q in pipe.ctx.val_questions[:3]]
     start = hf_greedy(str(tiny_model_dir), prompts)
 
     load_trainers(pipe, variant(tiny_model_dir, tmp_path / "v1", seed=1))
     trained = trainer_greedy(pipe, "trained", prompts)
     assert trained != start, "the trainers' weights must give other greedy tokens, or the test proves nothing"
 
-    pipe.generators = pipe._generators(str(tiny_model_dir))
+    pipe.ctx.generators = start_generators(pipe.ctx, str(tiny_model_dir))
     assert pipe.results["weight_sync"]["method"] == "collective"
     assert pipe.results["weight_sync"]["backend"] == "gloo"
-    plan = pipe.generators.sync
+    plan = pipe.ctx.generators.sync
     assert plan.groups_built == 1
     loop = controller(pipe)
     assert engine_greedy(pipe, prompts) == start
@@ -100,7 +102,7 @@ def test_collective_sync_survives_an_engine_restart_and_a_trainer_rebuild(pipe, 
 
     # An engine restarts (Ray re-runs its constructor: the starting checkpoint, no group): the
     # generate phase's recovery rebuilds the group and syncs the trainer's weights again.
-    os.kill(pipe.generators.where()[0]["pid"], signal.SIGKILL)
+    os.kill(pipe.ctx.generators.where()[0]["pid"], signal.SIGKILL)
     assert loop._recover_generators(ray.exceptions.ActorDiedError())
     assert plan.groups_built == 2
     assert engine_greedy(pipe, prompts) == trained
@@ -110,7 +112,7 @@ def test_collective_sync_survives_an_engine_restart_and_a_trainer_rebuild(pipe, 
     load_trainers(pipe, variant(tiny_model_dir, tmp_path / "v2", seed=2))
     trained_more = trainer_greedy(pipe, "trained_more", prompts)
     assert trained_more not in (trained, start)
-    os.kill(pipe.generators.where()[0]["pid"], signal.SIGKILL)
+    os.kill(pipe.ctx.generators.where()[0]["pid"], signal.SIGKILL)
     loop._sync()
     assert plan.groups_built >= 3
     assert engine_greedy(pipe, prompts) == trained_more
@@ -118,11 +120,11 @@ def test_collective_sync_survives_an_engine_restart_and_a_trainer_rebuild(pipe, 
     # A trainer rank dies: the group is rebuilt from the online stage's start (no round completed
     # here, so the starting policy), its new rank 0 joins a new broadcast group with the engine,
     # and the sync brings the engine back to the rebuilt trainers' weights.
-    pipe.online_init = str(tiny_model_dir)
+    pipe.ctx.online_init = str(tiny_model_dir)
     built = plan.groups_built
-    os.kill(pipe.trainers.group.where()[1]["pid"], signal.SIGKILL)
+    os.kill(pipe.ctx.trainers.group.where()[1]["pid"], signal.SIGKILL)
     assert loop._recover_trainers(ray.exceptions.ActorDiedError())
     assert plan.groups_built == built + 1
-    assert loop.trainers is pipe.trainers
+    assert loop.trainers is pipe.ctx.trainers
     loop._sync()
     assert engine_greedy(pipe, prompts) == start == trainer_greedy(pipe, "rebuilt", prompts)

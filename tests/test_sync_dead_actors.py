@@ -29,8 +29,8 @@ def test_collective_sync_recovers_a_dead_engine_and_a_dead_trainer_rank(tmp_path
         "online.min_reward_gap=0.0", "online.truncated=keep", "eval.every_rounds=0", "eval.outcome=false",
         "sync.method=collective", "cluster.generator.tensor_parallel=2"]))
     pipe = Pipeline(run, {})
-    victims = {(1, "generate"): lambda: pipe.generators.where()[0]["pid"],
-               (2, "train"): lambda: pipe.trainers.group.where()[1]["pid"]}
+    victims = {(1, "generate"): lambda: pipe.ctx.generators.where()[0]["pid"],
+               (2, "train"): lambda: pipe.ctx.trainers.group.where()[1]["pid"]}
     killed = []
 
     def hook(round_number: int, phase: str) -> None:
@@ -44,9 +44,9 @@ def test_collective_sync_recovers_a_dead_engine_and_a_dead_trainer_rank(tmp_path
         pipe.start()
         for stage in run.stages:
             pipe.run_stage(stage)
-        prompts = [pipe.encoder.prompt(q.speech.text) for q in pipe.val_questions[:2]]
+        prompts = [pipe.ctx.encoder.prompt(q.speech.text) for q in pipe.ctx.val_questions[:2]]
         synced = engine_greedy(pipe, prompts)
-        sync = pipe.generators.sync
+        sync = pipe.ctx.generators.sync
     finally:
         pipe.shutdown()
         ray.shutdown()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from rlhf.chat.api import CallStats, ChatRequest, ChatResult
-from rlhf.config import ConfigError
+from rlhf.errors import ConfigError
 from rlhf.retry import Backoff, GaveUp, Transient, with_retries
 
 

@@ -1,7 +1,6 @@
 """The typed run configuration: the schema (one dataclass per section, with defaults and help),
 its registration in Hydra's ConfigStore, and loading plus checking before any actor starts."""
 
-from rlhf.config.errors import ConfigError
 from rlhf.config.evaluation import (
                                     EvalConfig,
                                     EvalJudgeConfig,
@@ -40,6 +39,7 @@ from rlhf.config.training import (
                                     RewardTrainingConfig,
                                     SyncConfig,
 )
+from rlhf.errors import ConfigError
 
 __all__ = ["RECIPE", "ChatBackendConfig", "ClusterConfig", "ConfigError", "DPOConfig", "DataConfig", "DeviceConfig",
            "EndpointConfig", "EvalConfig", "EvalJudgeConfig", "EvalReferenceConfig", "EvalSafetyConfig",

@@ -12,15 +12,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlhf.choices import Stage, not_one_of
-from rlhf.config.errors import ConfigError
 from rlhf.config.schema import RECIPE, RunConfig
 from rlhf.config.store import register
+from rlhf.errors import ConfigError
 from rlhf.eval.checks import validate_eval
 from rlhf.layout import layout_errors
 from rlhf.models.checks import validate_model
 from rlhf.paths import CONF_DIR
 from rlhf.prefs.checks import validate_prefs
-from rlhf.scoring.checks import validate_reward
+from rlhf.scoring.sources import validate_reward
 from rlhf.sync.checks import validate_sync
 from rlhf.training.checks import validate_training
 

@@ -37,9 +37,6 @@ def validate_eval(run: RunConfig) -> list[str]:
         if not (run.model.path or ev.policies or ev.run):
             errors.append("stage=eval needs a policy: eval.run (a run directory: every round's policy), "
                           "eval.policies (checkpoint directories) or model.path")
-        if judge.kind == JudgeBackend.reward and run.reward.source == "local" and not (run.reward.path or ev.run):
-            errors.append("stage=eval with the reward model as judge needs reward.path, eval.run (its "
-                          "reward_model) or reward=remote")
         for label, backend in (("eval.reference", ref), ("eval.judge", judge)):
             if backend.kind in (ReferenceSource.endpoint, JudgeBackend.openai) and backend.api_key_env and not os.environ.get(backend.api_key_env):
                 errors.append(f"{label}.api_key_env: environment variable {backend.api_key_env} is not set")

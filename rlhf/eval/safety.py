@@ -13,13 +13,14 @@ import logging
 from pathlib import Path
 
 from rlhf import atomic
+from rlhf.paths import resolve_path
 from rlhf.safety import score
 from rlhf.safety.probes import load_probes
 
 log = logging.getLogger(__name__)
 
 
-def principle_judge_backend(run, local_models, resolve, default_model: str):
+def principle_judge_backend(run, local_models, default_model: str):
     """The chat backend of eval.judge: an OpenAI-compatible endpoint, or a local model on a generator
     actor (started on first use); None when the judge is the reward model (it cannot read criteria)."""
     if run.eval.judge.kind == "reward":
@@ -40,9 +41,9 @@ def judge_for(safety_cfg, judge_cfg, backend):
 
 
 class SafetyCheck:
-    def __init__(self, cfg, out_dir: Path, judge=None, bootstrap: dict | None = None, resolve=None):
+    def __init__(self, cfg, out_dir: Path, judge=None, bootstrap: dict | None = None):
         self.cfg, self.judge = cfg, judge
-        self.probes = load_probes(resolve(cfg.probes) if cfg.probes and resolve else cfg.probes)
+        self.probes = load_probes(resolve_path(cfg.probes) if cfg.probes else None)
         self.messages = [p.message for p in self.probes]
         self.out_dir = Path(out_dir) / "safety"
         self.bootstrap = bootstrap or {}

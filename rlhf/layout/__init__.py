@@ -7,7 +7,7 @@ checks a whole configuration without starting anything (rlhf/layout/__main__.py)
 
 GPU counts follow `pipeline`/`create_group`: a trainer rank takes `gpus_per_rank`; a generator
 engine takes `gpus_per_engine` on each of its `tensor_parallel` workers; a reward actor takes
-`gpus_per_actor` (reward actors only exist with reward.source=local).
+`gpus_per_actor` (reward actors only exist for sources that start them, reward.source=local).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlhf.choices import DeviceType, PlacementStrategy, not_one_of
+from rlhf.scoring.sources import SOURCES
 
 
 @dataclass
@@ -32,7 +33,9 @@ class Demand:
 
 
 def reward_actors(run) -> int:
-    return run.cluster.reward.actors if run.reward.source == "local" else 0
+    """Reward actors the layout places: as many as the reward source starts (rlhf.scoring.sources)."""
+    source = SOURCES.get(run.reward.source)
+    return source.actors(run) if source is not None else 0
 
 
 def demand(run) -> Demand:

@@ -1,4 +1,5 @@
-"""The two reward sources behind one interface: `score([(speech, response), ...]) -> [reward, ...]`."""
+"""The scorers the built-in reward sources start (rlhf.scoring.sources): each has
+`score([(speech, response), ...]) -> [reward, ...]`, `recover(error)` and `shutdown()`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ class ActorScorer:
             rewards[offset::count] = result
         return rewards
 
+    def recover(self, error: Exception) -> bool:
+        """A reward actor died: wait until Ray has restarted it (it holds nothing beyond its checkpoint)."""
+        from rlhf.workers.group import ACTOR_FAILURES
+
+        if not self.group.dead() and not isinstance(error, ACTOR_FAILURES):
+            return False  # nobody died: a real error
+        self.group.wait_alive()
+        return True
+
     def shutdown(self) -> None:
         self.group.shutdown()
 
@@ -34,6 +44,9 @@ class RemoteScorer:
 
     def score(self, items: list[tuple[str, str]]) -> list[float]:
         return self.client.get_rewards([self.encoder.scoring_text(s, r) for s, r in items])
+
+    def recover(self, error: Exception) -> bool:
+        return False  # the client retried already; a server that stays down is an error
 
     def shutdown(self) -> None:
         pass

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import ray
 
-from rlhf.workers.group import Group, create_group, get_all
 from rlhf.training.batching import accumulation_steps, plan_steps
 from rlhf.training.trainer import TrainerRank
+from rlhf.workers.group import Group, create_group, get_all
 
 if TYPE_CHECKING:
     from rlhf.config import OptimConfig, RunConfig

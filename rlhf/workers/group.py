@@ -4,7 +4,6 @@ the one way to start any group (rlhf.workers.factory builds each role's through 
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass

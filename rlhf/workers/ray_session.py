@@ -35,7 +35,7 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
 
 
 def _no_cluster(address: str, why: str):
-    from rlhf.config import ConfigError
+    from rlhf.errors import ConfigError
 
     raise ConfigError(f"cluster.address={address}: no Ray cluster answers ({why}). Start one first (ray start "
                       "--head, or slurm/ray_job.sbatch), fix the address, or set cluster.address=null to start "

@@ -1,0 +1,46 @@
+"""What a run saves and resumes from: HF checkpoints of the policy and reward model
+(run_dir/checkpoints/<name>), and the trainer group's ZeRO-3 training state (run_dir/state/<key>)
+with its progress record in state.json. Each is written under a temporary name and renamed
+(rlhf.atomic), so a half-written one is never taken for complete."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rlhf import atomic
+
+log = logging.getLogger(__name__)
+
+
+def save_model(trainers, tokenizer, checkpoints: Path, name: str, extra_config: dict | None = None) -> str:
+    """The trainer group's model as an HF checkpoint (safetensors, tokenizer with its chat
+    template) in checkpoints/<name>; `extra_config` goes into its config.json."""
+    final = checkpoints / name
+    with atomic.directory(final) as tmp:
+        trainers.save(str(tmp), extra_config)
+        tokenizer.save_pretrained(tmp)
+    return str(final)
+
+
+def state_dir(run_dir: Path, key: str) -> Path:
+    return run_dir / "state" / key
+
+
+def save_state(trainers, state, run_dir: Path, key: str, progress: dict) -> None:
+    """The group's ZeRO-3 shards of weights and optimizer state, then the progress record."""
+    with atomic.directory(state_dir(run_dir, key)) as tmp:
+        trainers.save_state(str(tmp))
+    state.set_progress(key, progress)
+
+
+def resumable_steps(trainers, state, tracker, run_dir: Path, stage: str, save_every: int) -> dict:
+    """train_steps arguments for a step-based stage: start after its last saved step (restoring
+    the training state and forgetting the step records after it), save every `save_every` steps."""
+    done = state.progress(stage).get("steps_done", 0)
+    if done:
+        trainers.load_state(str(state_dir(run_dir, stage)))
+        tracker.drop_steps_from(stage, done)
+        log.info("%s: resuming after step %d", stage, done)
+    return {"start_step": done, "save_every": save_every,
+            "save_progress": lambda steps: save_state(trainers, state, run_dir, stage, {"steps_done": steps})}
