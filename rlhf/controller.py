@@ -251,17 +251,17 @@ class OnlineDPO:
                                                       lambda: self.round_hook(self, record)))
                 self.tracker.log_round(record)
                 bar.update(1)
-                log.info(format_round(record, self.online.rounds))
+                log.info(format_round(record, self.online.rounds, self.online.loss))
                 yield record
 
 
-def format_round(record: dict, rounds: int) -> str:
+def format_round(record: dict, rounds: int, loss: str = "dpo") -> str:
     s = record["seconds"]
     line = (f"round {record['round']}/{rounds}: reward {record['reward_mean']:+.3f} ± {record['reward_std']:.3f}, "
             f"pairs {record['pairs']} (dropped {record['pairs_dropped_small_gap'] + record['pairs_dropped_identical'] + record['pairs_dropped_unfinished']}), "
             f"truncated {100 * record['truncated_share']:.0f}%")
     if "dpo_loss" in record:
-        line += (f", dpo loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
+        line += (f", {loss} loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
                  f"KL/token {record['kl_to_reference']:.4f}")
     if "dev_win_rate" in record:
         line += (f", dev win {100 * record['dev_win_rate']:.0f}% [{100 * record['dev_win_rate_lo']:.0f}, "

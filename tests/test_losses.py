@@ -68,3 +68,62 @@ def test_response_logprobs_of_a_padded_batch_equal_each_sequence_alone(tiny_mode
             expected = alone.gather(1, torch.tensor(item.response)[:, None])[:, 0]
             assert mask[row].sum().item() == len(item.response)
             assert torch.allclose(logprobs[row, :len(item.response)], expected, atol=1e-4)
+
+
+def test_ipo_loss_matches_hand_computation():
+    # log-ratios: chosen 2 - 1 = 1, rejected 1 - 3 = -2, so h = 3; beta 0.1 -> target 1 / 0.2 = 5: (3 - 5)^2
+    loss, chosen, rejected = losses.ipo_loss(torch.tensor([2.0]), torch.tensor([1.0]),
+                                             torch.tensor([1.0]), torch.tensor([3.0]), beta=0.1)
+    assert loss.item() == pytest.approx(4.0)
+    assert chosen.item() == pytest.approx(0.1) and rejected.item() == pytest.approx(-0.2)  # as DPO's implicit rewards
+    # at the target margin the loss is zero; beyond it, IPO pulls the margin back (DPO would not)
+    at_target, _, _ = losses.ipo_loss(torch.tensor([5.0]), torch.zeros(1), torch.zeros(1), torch.zeros(1), beta=0.1)
+    assert at_target.item() == pytest.approx(0.0)
+    chosen_logp = torch.tensor([8.0], requires_grad=True)
+    beyond, _, _ = losses.ipo_loss(chosen_logp, torch.zeros(1), torch.zeros(1), torch.zeros(1), beta=0.1)
+    beyond.backward()
+    assert chosen_logp.grad.item() == pytest.approx(2 * (8.0 - 5.0))  # positive: lowers the chosen log-prob
+
+
+def test_the_registry_declares_each_loss_model_and_data():
+    assert {name: (loss.model, loss.data) for name, loss in losses.LOSSES.items()} == {
+        "nll": (losses.CAUSAL_LM, losses.EXAMPLES),
+        "bradley_terry": (losses.VALUE_HEAD, losses.PAIRS),
+        "dpo": (losses.CAUSAL_LM, losses.REFERENCED_PAIRS),
+        "ipo": (losses.CAUSAL_LM, losses.REFERENCED_PAIRS)}
+    assert losses.preference_losses() == ("dpo", "ipo")
+
+
+def test_a_preference_loss_is_one_config_line():
+    from rlhf.config import ConfigError, load_config
+    from tests.conftest import compose
+
+    assert load_config(compose(["online.loss=ipo"])).online.loss == "ipo"
+    assert load_config(compose(["offline.loss=ipo"])).offline.loss == "ipo"
+    with pytest.raises(ConfigError, match=r"online.loss='kto' must be one of dpo, ipo"):
+        load_config(compose(["online.loss=kto"]))
+
+
+def test_registered_preference_losses_on_a_model_batch(tiny_model_dir):
+    """dpo and ipo through the registry, as a trainer rank computes them on one micro-batch: the
+    policy's summed response log-probs against the reference's carried by the items."""
+    from transformers import AutoModelForCausalLM
+
+    from rlhf.training.batching import EncodedPair, collate_pairs
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    pairs = [EncodedPair([5, 6, 7], [9, 10], [11], reference=(-20.0, -8.0)),
+             EncodedPair([5], [12, 13, 14], [9, 9], reference=(-25.0, -15.0))]
+    inputs = collate_pairs(pairs, pad_id=0)
+    with torch.no_grad():
+        logprobs, mask = losses.response_logprobs(model, inputs)
+    policy = (logprobs * mask).sum(-1)
+    reference = torch.tensor([[-20.0, -25.0], [-8.0, -15.0]]).reshape(-1)
+    for name, pairwise in (("dpo", losses.dpo_loss), ("ipo", losses.ipo_loss)):
+        batch = losses.Batch(model, inputs, pairs, {"beta": 0.1}, rewards=None)
+        with torch.no_grad():
+            loss, metrics = losses.LOSSES[name].compute(batch)
+        expected, chosen, rejected = pairwise(policy[:2], policy[2:], reference[:2], reference[2:], 0.1)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5), name
+        assert metrics["implicit_margin"] == pytest.approx((chosen - rejected).mean().item(), rel=1e-5)
+        assert metrics["tokens"] == int(inputs["attention_mask"].sum())

@@ -71,7 +71,7 @@ def variant(model_dir: Path, out: Path, seed: int) -> str:
 
 
 def load_trainers(pipe, model_dir: str) -> None:
-    pipe.ctx.trainers.load("sft", model_dir, pipe.run.sft)
+    pipe.ctx.trainers.load("nll", model_dir, pipe.run.sft)
 
 
 def controller(pipe) -> OnlineDPO:

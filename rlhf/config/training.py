@@ -54,11 +54,14 @@ class RewardTrainingConfig(OptimConfig):
 
 @dataclass
 class DPOConfig(OptimConfig):
-    """A preference-optimisation stage on (chosen, rejected) pairs with a frozen reference."""
+    """A preference-optimisation stage on (chosen, rejected) pairs with a frozen reference: the loss
+    (rlhf/training/losses.py) and its temperature."""
 
     lr: float = opt(5e-7, "AdamW learning rate (paper: 5e-7)")
     micro_batch: int = opt(4, "pairs per rank per forward pass")
-    beta: float = opt(0.1, "DPO temperature (paper: 0.1)")
+    loss: str = opt("dpo", "the preference loss (rlhf/training/losses.py): dpo | ipo (IPO, on summed response "
+                           "log-probabilities as OpenRLHF)")
+    beta: float = opt(0.1, "DPO temperature (paper: 0.1); for ipo, tau: the target log-ratio margin is 1/(2 tau)")
 
 
 @dataclass

@@ -65,7 +65,8 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     """Load the DPO policy and reference, start generators and scorers; returns the controller."""
     run, online = ctx.run, ctx.run.online
     ctx.online_init = ctx.policy_dir  # policy start and DPO reference
-    ctx.trainers.load("dpo", ctx.online_init, online, reference_dir=ctx.online_init, total_steps=online_steps(online))
+    ctx.trainers.load(online.loss, ctx.online_init, online, reference_dir=ctx.online_init,
+                      total_steps=online_steps(online))
     start = time.perf_counter()
     ctx.generators = start_generators(ctx, ctx.policy_dir)
     ctx.scorer = source_of(run).start(ctx)
@@ -92,7 +93,7 @@ def recover_trainers(ctx: RunContext):
     """New trainer ranks with the policy and optimizer state of the last completed round."""
     ctx.trainers.kill()
     ctx.trainers = trainer_group(ctx.run, placement=ctx.shared_placement)
-    ctx.trainers.load("dpo", ctx.online_init, ctx.run.online, reference_dir=ctx.online_init,
+    ctx.trainers.load(ctx.run.online.loss, ctx.online_init, ctx.run.online, reference_dir=ctx.online_init,
                       total_steps=online_steps(ctx.run.online))
     if rounds_done(ctx):
         ctx.trainers.load_state(str(ctx.run_dir / "state" / STAGE))

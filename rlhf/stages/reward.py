@@ -27,7 +27,7 @@ def run(ctx: RunContext) -> None:
         train_pairs, val_pairs = whole_answers(train_pairs, ctx.encoder), whole_answers(val_pairs, ctx.encoder)
     train_pairs, val_pairs = train_pairs[: run_cfg.data.max_pairs], val_pairs[: cfg.eval_pairs]
     encoded = [ctx.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in train_pairs]
-    ctx.trainers.load("reward", ctx.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
+    ctx.trainers.load("bradley_terry", ctx.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
     last = train_steps(ctx.trainers, ctx.tracker, "reward", encoded, cfg, pad, run_cfg.seed,
                        **ctx.resumable_steps("reward"))
 

@@ -17,7 +17,7 @@ def run(ctx: RunContext) -> None:
     examples = counsel_chat.sft_examples(ctx.train_questions)[: ctx.run.data.max_sft_examples]
     encoded = [encoder.example(e.speech.text, e.answer) for e in examples]
     val = [encoder.example(e.speech.text, e.answer) for e in counsel_chat.sft_examples(ctx.val_questions)]
-    ctx.trainers.load("sft", ctx.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
+    ctx.trainers.load("nll", ctx.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
     last = train_steps(ctx.trainers, ctx.tracker, "sft", encoded, cfg, pad, ctx.run.seed, **ctx.resumable_steps("sft"))
     val_loss = ctx.trainers.evaluate(val, pad)["loss"]
     ctx.policy_dir = ctx.save_model("sft")

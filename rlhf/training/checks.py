@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rlhf.choices import Schedule, Truncated, not_one_of
+from rlhf.training.losses import preference_losses
 
 if TYPE_CHECKING:
     from rlhf.config import RunConfig
@@ -27,6 +28,11 @@ def validate_training(run: RunConfig) -> list[str]:
         errors += not_one_of(f"{name}.schedule", optim.schedule, Schedule)
         if optim.warmup_steps < 0:
             errors.append(f"{name}.warmup_steps must be >= 0")
+    for name in ("offline", "online"):
+        loss = getattr(run, name).loss
+        if loss not in preference_losses():
+            errors.append(f"{name}.loss={loss!r} must be one of {', '.join(preference_losses())} "
+                          "(the preference losses in rlhf/training/losses.py)")
     online = run.online
     if online.samples_per_speech < 2:
         errors.append(f"online.samples_per_speech={online.samples_per_speech}: need at least 2 to form a pair")

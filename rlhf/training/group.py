@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
 import ray
@@ -35,16 +35,16 @@ class TrainerGroup:
     def actors(self) -> list:
         return self.group.actors
 
-    def load(self, kind: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None,
+    def load(self, loss: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None,
              total_steps: int = 0) -> None:
-        """`total_steps`: optimizer steps the stage will take (the cosine schedule's length)."""
+        """Every rank builds `loss`'s model(s) (rlhf.training.losses) with the stage's config section
+        `optim`, handed over whole so a loss's own hyperparameters need no new argument.
+        `total_steps`: optimizer steps the stage will take (the cosine schedule's length)."""
         self.optim = optim
-        self.group.call("load", kind, model_dir, lr=optim.lr, micro_batch=optim.micro_batch,
-                        accumulation=accumulation_steps(optim, self.world_size), weight_decay=optim.weight_decay,
-                        grad_clip=optim.grad_clip, dtype=self.dtype, reference_dir=reference_dir,
-                        beta=getattr(optim, "beta", 0.1), gradient_checkpointing=self.gradient_checkpointing,
-                        warmup_steps=optim.warmup_steps, schedule=optim.schedule, total_steps=total_steps,
-                        zero=self.zero)
+        self.group.call("load", loss, model_dir, settings=asdict(optim),
+                        accumulation=accumulation_steps(optim, self.world_size), dtype=self.dtype,
+                        reference_dir=reference_dir, gradient_checkpointing=self.gradient_checkpointing,
+                        total_steps=total_steps, zero=self.zero)
 
     def plan(self, items: list, epochs: int, seed: int) -> list:
         """Optimizer steps -> per-rank micro-batches (see batching.plan_steps)."""

@@ -1,11 +1,74 @@
-"""The losses the trainer runs: NLL (SFT, in the trainer), Bradley-Terry (reward model), DPO (policy)."""
+"""Training objectives, in one registry the trainer ranks look up (`TrainerRank._loss`).
+
+A loss declares the model it trains (a causal LM, or one with a value head), the data it needs
+(EXAMPLES: a prompt and a response; PAIRS: a prompt with a chosen and a rejected response;
+REFERENCED_PAIRS: pairs that also carry the frozen reference model's log-probabilities, which the
+trainer group computes once per pass, `TrainerGroup.with_reference`), and computes (loss, metrics)
+for one micro-batch. Its hyperparameters are fields of the stage's config section, handed to it
+whole as `settings`, so a new one is a config field and nothing else.
+
+    nll            SFT: negative log-likelihood of the answer tokens
+    bradley_terry  reward model: -log sigmoid(r_chosen - r_rejected)
+    dpo            DPO (Rafailov et al. 2023) on summed response log-probabilities
+    ipo            IPO (Azar et al. 2023) on the same data
+
+Preference losses (dpo, ipo) are functions of the four summed log-probabilities; adding one is a
+function and a `register_preference` line (CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+CAUSAL_LM, VALUE_HEAD = "causal_lm", "value_head"  # the model a loss trains
+EXAMPLES, PAIRS, REFERENCED_PAIRS = "examples", "pairs", "referenced_pairs"  # the data it needs
 
+
+@dataclass
+class Batch:
+    """One micro-batch as a loss sees it."""
+
+    model: Any  # the DeepSpeed engine being trained
+    inputs: dict  # batching.collate (EXAMPLES) or collate_pairs (chosen rows, then rejected rows)
+    items: list  # the Encoded / EncodedPair items
+    settings: dict  # the stage's config section (beta, ...)
+    rewards: Callable[[], torch.Tensor]  # VALUE_HEAD models: one reward per row
+
+    @property
+    def tokens(self) -> int:
+        return int(self.inputs["attention_mask"].sum())
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    model: str
+    data: str
+    compute: Callable[[Batch], tuple[torch.Tensor, dict]]
+
+
+LOSSES: dict[str, Loss] = {}
+
+
+def register(name: str, *, model: str, data: str):
+    """Decorator: `compute(batch) -> (loss, metrics)` becomes the loss `name`."""
+    def add(compute):
+        LOSSES[name] = Loss(name, model, data, compute)
+        return compute
+    return add
+
+
+def preference_losses() -> tuple[str, ...]:
+    """The losses a DPO-style stage (offline, online) can use."""
+    return tuple(name for name, loss in LOSSES.items() if loss.data == REFERENCED_PAIRS)
+
+
+# -- log-probabilities ------------------------------------------------------------------------------
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) at each position: logits [B, T, V] score targets [B, T]. The log-softmax runs
     in float32 (bf16 would round a log-probability like -5.12 to two digits)."""
@@ -24,14 +87,33 @@ def response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return token_logprobs(logits[:, :-1], batch["input_ids"][:, start:]), batch["loss_mask"][:, start:]
 
 
+# -- supervised and reward-model losses -----------------------------------------------------------------
+@register("nll", model=CAUSAL_LM, data=EXAMPLES)
+def nll(batch: Batch) -> tuple[torch.Tensor, dict]:
+    logprobs, mask = response_logprobs(batch.model, batch.inputs)
+    loss = -(logprobs * mask).sum() / mask.sum().clamp(min=1)
+    return loss, {"loss": loss.item(), "tokens": batch.tokens}
+
+
 def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
     """-log sigmoid(r(x, y_chosen) - r(x, y_rejected)), averaged over pairs."""
     return -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
-             reference_chosen: torch.Tensor, reference_rejected: torch.Tensor,
-             beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@register("bradley_terry", model=VALUE_HEAD, data=PAIRS)
+def bradley_terry(batch: Batch) -> tuple[torch.Tensor, dict]:
+    n = len(batch.items)
+    rewards = batch.rewards()
+    chosen, rejected = rewards[:n], rewards[n:]
+    loss = bradley_terry_loss(chosen, rejected)
+    return loss, {"loss": loss.item(), "accuracy": (chosen > rejected).float().mean().item(),
+                  "reward_margin": (chosen - rejected).mean().item(), "reward_mean": rewards.mean().item(),
+                  "reward_sq_mean": (rewards.float() ** 2).mean().item(), "tokens": batch.tokens}
+
+
+# -- preference losses ----------------------------------------------------------------------------------
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
+             reference_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DPO (Rafailov et al. 2023) on sequence log-probabilities.
 
     Returns (loss averaged over pairs, implicit chosen reward, implicit rejected reward), where the
@@ -41,3 +123,40 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
     rejected_reward = beta * (policy_rejected - reference_rejected)
     loss = -F.logsigmoid(chosen_reward - rejected_reward).mean()
     return loss, chosen_reward.detach(), rejected_reward.detach()
+
+
+def ipo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
+             reference_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """IPO (Azar et al. 2023, eq. 17): (h - 1 / (2 beta))^2 averaged over pairs, with
+    h = (log pi(y_c) - log pi_ref(y_c)) - (log pi(y_r) - log pi_ref(y_r)) on summed response
+    log-probabilities, as OpenRLHF's DPOLoss(ipo=True) computes it (TRL length-normalises them
+    instead). It regresses the log-ratio margin to 1/(2 beta) rather than pushing it up without
+    bound. Implicit rewards as for DPO, for the same metrics."""
+    chosen_ratio, rejected_ratio = policy_chosen - reference_chosen, policy_rejected - reference_rejected
+    loss = ((chosen_ratio - rejected_ratio - 1.0 / (2.0 * beta)) ** 2).mean()
+    return loss, (beta * chosen_ratio).detach(), (beta * rejected_ratio).detach()
+
+
+def register_preference(name: str, pairwise: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """A preference loss from `pairwise(policy_chosen, policy_rejected, reference_chosen,
+    reference_rejected, settings) -> (loss, chosen_reward, rejected_reward)` on summed log-probs."""
+
+    @register(name, model=CAUSAL_LM, data=REFERENCED_PAIRS)
+    def compute(batch: Batch) -> tuple[torch.Tensor, dict]:
+        n = len(batch.items)
+        logprobs, mask = response_logprobs(batch.model, batch.inputs)
+        policy = (logprobs * mask).sum(-1)
+        reference = torch.tensor([r for item in batch.items for r in item.reference], dtype=policy.dtype,
+                                 device=policy.device).view(n, 2).t().reshape(-1)  # chosen rows, then rejected
+        loss, chosen_reward, rejected_reward = pairwise(policy[:n], policy[n:], reference[:n], reference[n:],
+                                                        batch.settings)
+        return loss, {"loss": loss.item(),
+                      "implicit_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
+                      "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
+                      "logp_margin": (policy[:n] - policy[n:]).mean().item(), "tokens": batch.tokens}
+
+    return compute
+
+
+register_preference("dpo", lambda pc, pr, rc, rr, settings: dpo_loss(pc, pr, rc, rr, settings["beta"]))
+register_preference("ipo", lambda pc, pr, rc, rr, settings: ipo_loss(pc, pr, rc, rr, settings["beta"]))

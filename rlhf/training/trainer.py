@@ -1,10 +1,8 @@
 """One DeepSpeed ZeRO-3 trainer rank, hosted in a Ray actor. N of them form the trainer group.
 
-The same rank runs every training stage of the recipe: `load(kind=...)` builds the model(s) and
-`train_step(...)` applies one optimizer step of that stage's loss:
-  sft        causal LM, NLL on therapist answers
-  reward     sequence-regression head, Bradley-Terry on preference pairs
-  dpo        causal LM policy plus a frozen ZeRO-3 reference, DPO loss
+The same rank runs every training stage of the recipe: `load(loss, ...)` builds the model(s) that
+loss declares (rlhf.training.losses: a causal LM, or one with a value head, plus a frozen ZeRO-3
+reference for losses on referenced pairs) and `train_step(...)` applies one optimizer step of it.
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from rlhf.training import losses
 from rlhf.training.batching import collate, collate_pairs
 from rlhf.training.deepspeed_config import zero3_config
 
-KINDS = ("sft", "reward", "dpo")
-
 
 class TrainerRank:
     def __init__(self, rank: int, world_size: int, device_kind: str, threads: int, seed: int):
@@ -32,7 +28,7 @@ class TrainerRank:
         device.setup_process(device_kind, threads)
         self.engine = self.reference = None
         self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
-        self.kind = None
+        self.loss, self.settings = None, {}
 
     # -- set-up --------------------------------------------------------------------------------
     def address(self) -> tuple[str, int]:
@@ -57,27 +53,30 @@ class TrainerRank:
     def pid(self) -> int:
         return os.getpid()
 
-    def load(self, kind: str, model_dir: str, *, lr: float, micro_batch: int, accumulation: int,
-             weight_decay: float = 0.0, grad_clip: float = 1.0, dtype: str = "float32",
-             reference_dir: str | None = None, beta: float = 0.1, gradient_checkpointing: bool = False,
-             warmup_steps: int = 0, schedule: str = "constant", total_steps: int = 0, zero: dict | None = None) -> None:
-        """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's."""
+    def load(self, loss: str, model_dir: str, *, settings: dict, accumulation: int, dtype: str = "float32",
+             reference_dir: str | None = None, gradient_checkpointing: bool = False, total_steps: int = 0,
+             zero: dict | None = None) -> None:
+        """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's: the model the
+        loss trains (rlhf.training.losses) and, for losses on referenced pairs, a frozen ZeRO-3
+        reference. `settings` is the stage's config section (lr, micro_batch, beta, ...)."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
         from transformers.integrations import HfDeepSpeedConfig
 
-        if kind not in KINDS:
-            raise ValueError(f"unknown training kind {kind!r}; expected one of {KINDS}")
+        if loss not in losses.LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(losses.LOSSES)}")
         self.release()
         torch.manual_seed(self.seed)
-        self.kind, self.beta = kind, beta
+        self.loss, self.settings = losses.LOSSES[loss], dict(settings)
         torch_dtype = device.torch_dtype(dtype)
-        common = dict(micro_batch=micro_batch, accumulation=accumulation, world_size=self.world_size,
-                      lr=lr, weight_decay=weight_decay, grad_clip=grad_clip, dtype=dtype, zero=zero)
+        common = dict(micro_batch=settings["micro_batch"], accumulation=accumulation, world_size=self.world_size,
+                      lr=settings["lr"], weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
+                      dtype=dtype, zero=zero)
 
-        train_config = zero3_config(**common, warmup_steps=warmup_steps, schedule=schedule, total_steps=total_steps)
+        train_config = zero3_config(**common, warmup_steps=settings["warmup_steps"], schedule=settings["schedule"],
+                                    total_steps=total_steps)
         self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
-        if kind == "reward":
+        if self.loss.model == losses.VALUE_HEAD:
             model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch_dtype,
                                                                        use_safetensors=True)
         else:
@@ -87,7 +86,7 @@ class TrainerRank:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.engine, *_ = deepspeed.initialize(model=model, config=train_config,
                                                model_parameters=[p for p in model.parameters() if p.requires_grad])
-        if kind == "dpo":
+        if self.loss.data == losses.REFERENCED_PAIRS:
             ref_config = zero3_config(**common, train=False)
             self._hf_ds_configs.append(HfDeepSpeedConfig(ref_config))
             ref_model = AutoModelForCausalLM.from_pretrained(reference_dir or model_dir, dtype=torch_dtype,
@@ -126,34 +125,12 @@ class TrainerRank:
         return values.gather(1, last_token_index(batch["attention_mask"])).squeeze(1)
 
     def _loss(self, items: list, pad_id: int) -> tuple[torch.Tensor, dict]:
-        if self.kind == "sft":
-            batch = self._batch(items, pad_id, pairs=False)
-            logprobs, mask = losses.response_logprobs(self.engine, batch)
-            loss = -(logprobs * mask).sum() / mask.sum().clamp(min=1)
-            return loss, {"loss": loss.item(), "tokens": int(batch["attention_mask"].sum())}
-        batch = self._batch(items, pad_id, pairs=True)
-        n = len(items)
-        if self.kind == "reward":
-            rewards = self._rewards(batch)
-            chosen, rejected = rewards[:n], rewards[n:]
-            loss = losses.bradley_terry_loss(chosen, rejected)
-            return loss, {"loss": loss.item(), "accuracy": (chosen > rejected).float().mean().item(),
-                          "reward_margin": (chosen - rejected).mean().item(),
-                          "reward_mean": rewards.mean().item(), "reward_sq_mean": (rewards.float() ** 2).mean().item(),
-                          "tokens": int(batch["attention_mask"].sum())}
-        if any(item.reference is None for item in items):
-            raise ValueError("DPO items need their reference log-probabilities first (reference_logprobs)")
-        logprobs, mask = losses.response_logprobs(self.engine, batch)
-        policy = (logprobs * mask).sum(-1)
-        reference = torch.tensor([r for item in items for r in item.reference], dtype=policy.dtype,
-                                 device=policy.device).view(n, 2).t().reshape(-1)  # chosen rows, then rejected
-        loss, chosen_reward, rejected_reward = losses.dpo_loss(policy[:n], policy[n:], reference[:n], reference[n:],
-                                                                self.beta)
-        return loss, {"loss": loss.item(),
-                      "implicit_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
-                      "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
-                      "logp_margin": (policy[:n] - policy[n:]).mean().item(),
-                      "tokens": int(batch["attention_mask"].sum())}
+        """The loaded loss (rlhf.training.losses) on one micro-batch."""
+        loss = self.loss
+        if loss.data == losses.REFERENCED_PAIRS and any(item.reference is None for item in items):
+            raise ValueError(f"{loss.name} items need their reference log-probabilities first (with_reference)")
+        batch = self._batch(items, pad_id, pairs=loss.data != losses.EXAMPLES)
+        return loss.compute(losses.Batch(self.engine, batch, items, self.settings, lambda: self._rewards(batch)))
 
     @torch.no_grad()
     def reference_logprobs(self, micro_batches: list[list], pad_id: int) -> list[list[tuple[list, list]]]:
