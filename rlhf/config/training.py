@@ -96,10 +96,13 @@ class SyncConfig:
 class RewardSourceConfig:
     """Where the online rounds' rewards come from (rlhf.scoring.sources)."""
 
-    source: str = opt("local", "local (reward-model actors) | remote (a /get_reward server)")
+    source: str = opt("local", "local (reward-model actors) | remote (a /get_reward server) | python (a function; "
+                               "rlhf/scoring/sources.py has the registry)")
     path: Optional[str] = opt(None, "local: reward-model checkpoint (ours or OpenRLHF's); null = the one this run "
                                     "trains")
     url: Optional[str] = opt(None, "remote: the server's /get_reward URL")
+    function: Optional[str] = opt(None, "python: 'package.module:function' taking [(speech, response), ...] and "
+                                        "returning one float per item")
     batch_size: int = opt(32, "sequences per forward pass (local) or texts per request (remote)")
     timeout_s: float = opt(60.0, "remote: seconds per request")
     retries: int = opt(3, "remote: retries on timeouts, 429 and 5xx, with exponential backoff")

@@ -127,7 +127,50 @@ class RemoteSource:
         return str(ctx.run.reward.url)
 
 
-SOURCES: dict[str, RewardSource] = {"local": LocalSource(), "remote": RemoteSource()}
+class PythonSource:
+    """A function named by reward.function ('package.module:function'), called in this process with
+    the items to score; it returns one float per item (a rule, a heuristic, a client of your own)."""
+
+    def check(self, run: RunConfig) -> list[str]:
+        if not run.reward.function:
+            return ["reward.source=python needs reward.function ('package.module:function')"]
+        try:
+            function = load_function(run.reward.function)
+        except (ImportError, AttributeError, ValueError) as err:
+            return [f"reward.function={run.reward.function!r} cannot be imported ({type(err).__name__}: {err})"]
+        return [] if callable(function) else [f"reward.function={run.reward.function!r} is not callable"]
+
+    def actors(self, run: RunConfig) -> int:
+        return 0
+
+    def available(self, ctx: RunContext) -> bool:
+        return True
+
+    def start(self, ctx: RunContext) -> Scorer:
+        return FunctionScorer(ctx.run.reward.function)
+
+    def describe(self, ctx: RunContext) -> str:
+        return str(ctx.run.reward.function)
+
+
+class FunctionScorer:
+    def __init__(self, path: str):
+        self.path, self.function = path, load_function(path)
+
+    def score(self, items: list[tuple[str, str]]) -> list[float]:
+        rewards = [float(r) for r in self.function(list(items))]
+        if len(rewards) != len(items):
+            raise ValueError(f"reward.function {self.path} returned {len(rewards)} rewards for {len(items)} items")
+        return rewards
+
+    def recover(self, error: Exception) -> bool:
+        return False  # nothing to restart: the error is the function's
+
+    def shutdown(self) -> None:
+        pass
+
+
+SOURCES: dict[str, RewardSource] = {"local": LocalSource(), "remote": RemoteSource(), "python": PythonSource()}
 
 
 def source_of(run: RunConfig) -> RewardSource:
@@ -144,4 +187,6 @@ def validate_reward(run: RunConfig) -> list[str]:
 def load_function(path: str):
     """'package.module:function' (or 'package.module.function') -> the function."""
     module, _, name = path.rpartition(":") if ":" in path else path.rpartition(".")
+    if not module or not name:
+        raise ValueError("expected 'package.module:function'")
     return getattr(importlib.import_module(module), name)
