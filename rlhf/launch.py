@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -31,6 +32,7 @@ def run_job(cfg: DictConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     try:
         run = load_config(cfg)
+        run.tracking.group = run.tracking.group or sweep_name()
         pipeline = Pipeline(run, resolved)
         pipeline.execute()
     except (ConfigError, DataError) as err:
@@ -38,6 +40,15 @@ def run_job(cfg: DictConfig) -> None:
         sys.exit(2)
     for line in summary_lines(pipeline.summary()):
         log.info(line)
+
+
+def sweep_name() -> str | None:
+    """In a Hydra multirun, the sweep directory's name: the W&B group of its runs."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    return Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
 
 
 def check_overrides(args: list[str]) -> None:

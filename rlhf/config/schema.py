@@ -40,8 +40,11 @@ class TrackingConfig:
     wandb: bool = opt(True, "log metrics to W&B (numbers only; no client text unless log_samples)")
     project: str = opt("psychocounsel-rlhf", "W&B project")
     entity: Optional[str] = opt(None, "W&B entity (team or user); null = your default")
-    mode: WandbMode = opt(WandbMode.auto, "auto = online if WANDB_API_KEY is set, else offline (files in the run "
-                                          "dir) | online | offline | disabled")
+    group: Optional[str] = opt(None, "W&B group; null = the sweep directory's name in a Hydra multirun (--multirun), "
+                                     "else none")
+    mode: WandbMode = opt(WandbMode.auto, "auto = WANDB_MODE if set, else online when logged in (wandb login or "
+                                          "WANDB_API_KEY), else offline (files in the run dir) | online | offline | "
+                                          "disabled; an explicit WANDB_MODE always wins")
     verbose_actors: bool = opt(False, "stream every actor's log and third-party loggers (vLLM, Ray, httpx) to the "
                                       "console")
     log_samples: int = opt(0, "samples per round logged to W&B as a table, redacted (0 = none: no client text "
