@@ -82,11 +82,11 @@ def k3_kl(sampled: list[list[float]], reference: list[list[float]]) -> float:
 
 class OnlineDPO:
     def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
-                 tracker, save_policy, device_kind: str, seed: int, pairs_dir: Path | None = None,
+                 tracker, save_policy, device_type: str, seed: int, pairs_dir: Path | None = None,
                  recover_trainers=None, phase_hook=None, log_samples: int = 0, round_hook=None):
         self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
         self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
-        self.save_policy, self.device_kind, self.seed = save_policy, device_kind, seed
+        self.save_policy, self.device_type, self.seed = save_policy, device_type, seed
         self.pairs_dir = pairs_dir
         self.recover_trainers = recover_trainers  # rebuilds the trainer group from the last saved state
         self.phase_hook = phase_hook
@@ -197,7 +197,7 @@ class OnlineDPO:
         to the caller (the trainer group is rebuilt and the training redone)."""
         for attempt in range(MAX_RECOVERIES + 1):
             try:
-                sync_weights(self.trainers, self.generators, device_kind=self.device_kind,
+                sync_weights(self.trainers, self.generators, device_type=self.device_type,
                              bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
                 return
             except (*ACTOR_FAILURES, ray.exceptions.RayTaskError, WeightSyncTimeout) as err:

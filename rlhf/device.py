@@ -1,6 +1,6 @@
 """Every device-specific call of the project lives here, so CPU runs exercise all other code.
 
-`kind` is "cpu" or "gpu" (from the `device` config group). CPU: gloo collectives, float32 or
+`device_type` is "cpu" or "gpu" (device.type, set by the `device` config group). CPU: gloo collectives, float32 or
 bfloat16 on the host, vLLM's CPU build. GPU: NCCL, CUDA tensors, vLLM on CUDA with tensor parallel.
 """
 
@@ -11,24 +11,24 @@ import traceback
 
 import torch
 
-DEVICE_KINDS = ("cpu", "gpu")
+DEVICE_TYPES = ("cpu", "gpu")
 
 
-def check_kind(kind: str) -> None:
-    if kind not in DEVICE_KINDS:
-        raise ValueError(f"device.kind must be one of {DEVICE_KINDS}, got {kind!r}")
+def check_device_type(device_type: str) -> None:
+    if device_type not in DEVICE_TYPES:
+        raise ValueError(f"device.type must be one of {DEVICE_TYPES}, got {device_type!r}")
 
 
-def dist_backend(kind: str) -> str:
+def dist_backend(device_type: str) -> str:
     """Collective backend for the trainer ranks."""
-    check_kind(kind)
-    return "nccl" if kind == "gpu" else "gloo"
+    check_device_type(device_type)
+    return "nccl" if device_type == "gpu" else "gloo"
 
 
-def torch_device(kind: str) -> torch.device:
+def torch_device(device_type: str) -> torch.device:
     """Where this process computes: its GPU (Ray sets CUDA_VISIBLE_DEVICES per actor) or the CPU."""
-    check_kind(kind)
-    if kind == "gpu":
+    check_device_type(device_type)
+    if device_type == "gpu":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -40,42 +40,42 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtypes[name]
 
 
-def ray_actor_resources(kind: str, cpus: float, gpus: float) -> dict:
+def ray_actor_resources(device_type: str, cpus: float, gpus: float) -> dict:
     """Resources one actor asks Ray for."""
-    check_kind(kind)
-    return {"num_cpus": cpus, "num_gpus": gpus if kind == "gpu" else 0}
+    check_device_type(device_type)
+    return {"num_cpus": cpus, "num_gpus": gpus if device_type == "gpu" else 0}
 
 
-def setup_process(kind: str, threads: int) -> None:
+def setup_process(device_type: str, threads: int) -> None:
     """Per-process set-up, called first thing in every actor."""
-    check_kind(kind)
+    check_device_type(device_type)
     if threads > 0:
         torch.set_num_threads(threads)
-    if kind == "gpu":
+    if device_type == "gpu":
         torch.cuda.set_device(torch.cuda.current_device())
 
 
-def vllm_environment(kind: str, kv_cache_gib: float) -> dict[str, str]:
+def vllm_environment(device_type: str, kv_cache_gib: float) -> dict[str, str]:
     """Environment for a process that hosts a vLLM engine; set before `import vllm`."""
-    check_kind(kind)
+    check_device_type(device_type)
     env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # engine in-process: faster start, direct RPC
-    if kind == "cpu":
+    if device_type == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(kv_cache_gib)))
         env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # let Ray place threads
     return env
 
 
-def prepare_vllm_process(kind: str) -> None:
+def prepare_vllm_process(device_type: str) -> None:
     """CPU: vLLM's attention kernels use AMX where the processor has it; inside a Ray actor the
     kernel must be allowed to use AMX first, or it dies with `Illegal instruction`."""
-    check_kind(kind)
-    if kind == "cpu":
+    check_device_type(device_type)
+    if device_type == "cpu":
         init_amx = getattr(torch._C, "_cpu", None) and getattr(torch._C._cpu, "_init_amx", None)
         if init_amx is not None:
             init_amx()
 
 
-def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: float, sleep_mode: bool = False) -> dict:
+def vllm_engine_args(device_type: str, tensor_parallel: int, gpu_memory_utilization: float, sleep_mode: bool = False) -> dict:
     """`sleep_mode`: colocated engines, which free their GPU memory while trainers step (GPU only).
 
     Tensor parallel > 1 uses vLLM's multiprocessing executor inside the engine's actor: the actor
@@ -83,11 +83,11 @@ def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: fl
     Left to itself, vLLM picks its Ray executor inside a placement group, which refuses a bundle
     holding more than one GPU. GPU engines capture CUDA graphs (no enforce_eager), as OpenRLHF and
     verl run them; the CPU backend has none to capture."""
-    check_kind(kind)
-    args = {"tensor_parallel_size": tensor_parallel, "enforce_eager": kind == "cpu"}
+    check_device_type(device_type)
+    args = {"tensor_parallel_size": tensor_parallel, "enforce_eager": device_type == "cpu"}
     if tensor_parallel > 1:
         args["distributed_executor_backend"] = "mp"
-    if kind == "gpu":
+    if device_type == "gpu":
         args["gpu_memory_utilization"] = gpu_memory_utilization
         if sleep_mode:
             args["enable_sleep_mode"] = True
@@ -96,44 +96,44 @@ def vllm_engine_args(kind: str, tensor_parallel: int, gpu_memory_utilization: fl
     return args
 
 
-def vllm_sleep(kind: str, llm) -> None:
+def vllm_sleep(device_type: str, llm) -> None:
     """Colocated engine, GPU: move the weights to host memory and drop the KV cache (level 1),
     so the trainer rank on the same GPU can use the memory."""
-    check_kind(kind)
-    if kind != "gpu":
+    check_device_type(device_type)
+    if device_type != "gpu":
         raise ValueError("vLLM sleep mode needs device=gpu")
     llm.sleep(level=1)
     torch.cuda.empty_cache()
 
 
-def vllm_wake(kind: str, llm, tags: list[str]) -> None:
+def vllm_wake(device_type: str, llm, tags: list[str]) -> None:
     """Bring back what `vllm_sleep` released: "weights" (before a weight sync) and/or "kv_cache"."""
-    check_kind(kind)
-    if kind != "gpu":
+    check_device_type(device_type)
+    if device_type != "gpu":
         raise ValueError("vLLM sleep mode needs device=gpu")
     llm.wake_up(tags=tags)
 
 
-def gpu_uuid(kind: str) -> str:
+def gpu_uuid(device_type: str) -> str:
     """Identity of this process's GPU, the same in every process that sees it (colocated sync)."""
-    if kind != "gpu":
+    if device_type != "gpu":
         raise ValueError("GPU identity needs device=gpu")
     return str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
 
 
-def ipc_handle(kind: str, tensor: torch.Tensor):
+def ipc_handle(device_type: str, tensor: torch.Tensor):
     """A handle another process on the same GPU opens without a copy (CUDA IPC)."""
-    if kind != "gpu":
+    if device_type != "gpu":
         raise ValueError("CUDA IPC needs device=gpu")
     from torch.multiprocessing.reductions import reduce_tensor
 
     return reduce_tensor(tensor)
 
 
-def open_ipc_handle(kind: str, handle) -> torch.Tensor:
+def open_ipc_handle(device_type: str, handle) -> torch.Tensor:
     """The tensor behind `ipc_handle(...)`, opened on this process's current device (its index
     in this process may differ from the index in the process that made the handle)."""
-    if kind != "gpu":
+    if device_type != "gpu":
         raise ValueError("CUDA IPC needs device=gpu")
     rebuild, args = handle
     args = list(args)
@@ -141,51 +141,51 @@ def open_ipc_handle(kind: str, handle) -> torch.Tensor:
     return rebuild(*args)
 
 
-def synchronize(kind: str) -> None:
-    if kind == "gpu":
+def synchronize(device_type: str) -> None:
+    if device_type == "gpu":
         torch.cuda.synchronize()
 
 
-def empty_cache(kind: str) -> None:
-    if kind == "gpu":
+def empty_cache(device_type: str) -> None:
+    if device_type == "gpu":
         torch.cuda.empty_cache()
 
 
-def local_rank_env(kind: str) -> dict[str, str]:
+def local_rank_env(device_type: str) -> dict[str, str]:
     """Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so every rank is local rank 0."""
-    check_kind(kind)
+    check_device_type(device_type)
     return {"LOCAL_RANK": "0"}
 
 
-def deepspeed_accelerator_env(kind: str) -> dict[str, str]:
-    check_kind(kind)
-    return {"DS_ACCELERATOR": "cuda" if kind == "gpu" else "cpu"}
+def deepspeed_accelerator_env(device_type: str) -> dict[str, str]:
+    check_device_type(device_type)
+    return {"DS_ACCELERATOR": "cuda" if device_type == "gpu" else "cpu"}
 
 
 SYNC_METHODS = ("object_store", "collective", "cuda_ipc")
 
 
-def default_sync_method(kind: str, colocate: bool) -> str:
+def default_sync_method(device_type: str, colocate: bool) -> str:
     """`sync.method=auto`: a broadcast group on GPUs (CUDA IPC when trainer and engine share a GPU,
     where NCCL cannot connect them); Ray's object store on CPU, the quickest there."""
-    check_kind(kind)
-    if kind == "gpu":
+    check_device_type(device_type)
+    if device_type == "gpu":
         return "cuda_ipc" if colocate else "collective"
     return "object_store"
 
 
-def sync_backend(kind: str, method: str) -> str:
+def sync_backend(device_type: str, method: str) -> str:
     """What carries the weights for a sync method on this device (recorded in the run summary)."""
-    check_kind(kind)
-    return {"object_store": "ray", "cuda_ipc": "cuda_ipc"}.get(method, "nccl" if kind == "gpu" else "gloo")
+    check_device_type(device_type)
+    return {"object_store": "ray", "cuda_ipc": "cuda_ipc"}.get(method, "nccl" if device_type == "gpu" else "gloo")
 
 
-def loads_weights_per_bucket(kind: str) -> bool:
+def loads_weights_per_bucket(device_type: str) -> bool:
     """GPU: each received bucket goes straight into the model (`load_weights`). CPU: vLLM's CPU
     backend pre-packs linear weights, which `load_weights` cannot write into, so buckets are kept
     until the last one and applied together with `reload_weights`."""
-    check_kind(kind)
-    return kind == "gpu"
+    check_device_type(device_type)
+    return device_type == "gpu"
 
 
 class WeightGroup:
@@ -213,13 +213,13 @@ class WeightGroup:
             self._close(handle)
 
 
-def weight_sync_group(kind: str, master_address: str, master_port: int, rank: int, world_size: int,
+def weight_sync_group(device_type: str, master_address: str, master_port: int, rank: int, world_size: int,
                       timeout_s: float = 600.0) -> WeightGroup:
     """Join a new weight-sync group; rank 0 hosts its rendezvous at master_address:master_port.
     GPU: vLLM's stateless NCCL communicator. CPU: a stateless gloo group (same protocol, so CPU
     runs exercise it)."""
-    check_kind(kind)
-    if kind == "gpu":
+    check_device_type(device_type)
+    if device_type == "gpu":
         return _nccl_weight_group(master_address, master_port, rank, world_size, timeout_s)
     return _gloo_weight_group(master_address, master_port, rank, world_size, timeout_s)
 
@@ -252,20 +252,20 @@ def _gloo_weight_group(address: str, port: int, rank: int, world_size: int, time
     return WeightGroup(group, lambda pg, tensor, src: pg.broadcast(tensor, src).wait(), lambda pg: pg.shutdown())
 
 
-def sync_troubleshooting(kind: str, method: str = "collective") -> str:
+def sync_troubleshooting(device_type: str, method: str = "collective") -> str:
     """What to check when a weight sync hangs."""
     if method == "object_store":
         return "the weights travel through Ray's object store: check `ray status` for object store memory"
-    if kind == "gpu":
+    if device_type == "gpu":
         return ("trainer rank 0 must reach every vLLM worker's NCCL group: check firewalls between nodes "
                 "and NCCL_SOCKET_IFNAME; NCCL_DEBUG=INFO shows where it stops")
     return ("trainer rank 0 must reach every vLLM worker's gloo group over TCP: check firewalls between nodes "
             "and GLOO_SOCKET_IFNAME")
 
 
-def env_for(kind: str) -> dict[str, str]:
-    env = dict(deepspeed_accelerator_env(kind))
-    env.update(local_rank_env(kind))
+def env_for(device_type: str) -> dict[str, str]:
+    env = dict(deepspeed_accelerator_env(device_type))
+    env.update(local_rank_env(device_type))
     return env
 
 

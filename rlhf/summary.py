@@ -36,7 +36,7 @@ def summary(ctx: RunContext) -> dict:
     return {
         "run_dir": str(ctx.run_dir),
         "versions": package_versions(),
-        "device": run.device.kind,
+        "device": run.device.type,
         "dtype": run.device.dtype,
         "zero_stage": 3,
         # what this run started (stage=build_prefs and stage=eval start no trainer group)

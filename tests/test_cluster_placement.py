@@ -40,7 +40,7 @@ ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[1], _node_ip_ad
 # two bundles of 0.5 CPU: a (0.25) + b (0.25) fill bundle i exactly when actor i of each group goes to bundle i
 shared = placement_group([{"CPU": 0.5}, {"CPU": 0.5}], strategy="PACK")
 ray.get(shared.ready(), timeout=60)
-make = lambda tag, n: create_group(Probe, n, device_kind="cpu", cpus=0.25, gpus=0, strategy="PACK", placement=shared,
+make = lambda tag, n: create_group(Probe, n, device_type="cpu", cpus=0.25, gpus=0, strategy="PACK", placement=shared,
                                    args_for=lambda i: ((f"{tag}{i}",), {}))
 a, b = make("a", 2), make("b", 2)
 out = {"a": ready(a, 60), "b": ready(b, 60), "owns": [a.owns_placement, b.owns_placement]}
@@ -57,7 +57,7 @@ b.shutdown()
 c.shutdown()
 release_placement(shared)
 out["state_after_release"] = placement_group_table(shared)["state"]
-own = create_group(Probe, 1, device_kind="cpu", cpus=0.5, gpus=0, strategy="PACK", args_for=lambda i: (("o",), {}))
+own = create_group(Probe, 1, device_type="cpu", cpus=0.5, gpus=0, strategy="PACK", args_for=lambda i: (("o",), {}))
 out["own"] = own.owns_placement
 own.shutdown()
 print("RESULT " + json.dumps(out))

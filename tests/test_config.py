@@ -17,7 +17,7 @@ def test_default_is_the_embedded_recipe():
     run = load_config(compose())
     assert isinstance(run, RunConfig)
     assert run.stages == ("sft", "reward", "online_dpo")
-    assert run.model.path is None and run.device.kind == "cpu"
+    assert run.model.path is None and run.device.type == "cpu"
     assert run.cluster.trainer.ranks >= 2 and run.online.rounds >= 3
 
 

@@ -43,7 +43,7 @@ def test_tensor_parallel_2_on_cpu_generates_and_takes_synced_weights(pipe, tiny_
     assert engine_greedy(pipe, prompts) == start
 
     def sync():
-        sync_weights(pipe.ctx.trainers, pipe.ctx.generators, device_kind="cpu", bucket_bytes=64 << 10, timeout_s=300)
+        sync_weights(pipe.ctx.trainers, pipe.ctx.generators, device_type="cpu", bucket_bytes=64 << 10, timeout_s=300)
 
     sync()  # collective: 1 + 2 ranks, many small buckets
     first = trainer_greedy(pipe, "v1", prompts)

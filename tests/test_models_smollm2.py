@@ -77,8 +77,8 @@ def test_vllm_greedy_tokens_equal_transformers(smollm2_dir):
     prompts = [encoder.prompt("I can't sleep before exams and my heart races."),
                encoder.prompt("My partner and I argue about money every week.")]
     start_ray(None, 2, None, False)
-    group = create_group(Generator, 1, device_kind="cpu", cpus=0.5, gpus=0, strategy="PACK",
-                                 args_for=lambda i: ((str(path),), dict(device_kind="cpu", threads=2, seed=0,
+    group = create_group(Generator, 1, device_type="cpu", cpus=0.5, gpus=0, strategy="PACK",
+                                 args_for=lambda i: ((str(path),), dict(device_type="cpu", threads=2, seed=0,
                                                                           dtype="float32", max_model_len=512)))
     try:
         samples = ray.get(group.actors[0].generate.remote(prompts, n=1, temperature=0.0, top_p=1.0, max_tokens=24))

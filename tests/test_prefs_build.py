@@ -335,7 +335,7 @@ def test_config_validation_of_the_prefs_section(tmp_path):
     run.prefs.judge.base_url = None
     with pytest.raises(ConfigError) as err:
         validate(run)
-    for fragment in ("unique, non-empty name", "prefs.aggregate='median'", "prefs.judge: kind=openai needs base_url"):
+    for fragment in ("unique, non-empty name", "prefs.aggregate='median'", "prefs.judge: backend=openai needs base_url"):
         assert fragment in str(err.value)
     run = run_config(tmp_path / "s.csv", "http://127.0.0.1:9/v1", responders=1, per_speech=1)
     with pytest.raises(ConfigError, match="at least 2 responses per speech"):

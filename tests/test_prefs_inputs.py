@@ -186,7 +186,7 @@ def test_prefs_configs_compose_and_every_field_is_commented(monkeypatch):
                 assert "#" in line, f"{path}:{number} has no comment"
         run = load_config(compose(["stage=build_prefs", f"prefs={option}"]))
         assert run.prefs.responders and run.prefs.judge.max_attempts >= 1
-    run = load_config(compose(["stage=build_prefs", "prefs.judge.kind=openai", "prefs.judge.base_url=http://127.0.0.1:1/v1",
+    run = load_config(compose(["stage=build_prefs", "prefs.judge.backend=openai", "prefs.judge.base_url=http://127.0.0.1:1/v1",
                                "prefs.judge.model=j", "prefs.judge.api_key_env=MY_KEY", "prefs.aggregate=total"]))
     assert run.prefs.judge.api_key_env == "MY_KEY" and run.prefs.aggregate == "total"
 

@@ -128,11 +128,11 @@ def run_config(speeches_path, url: str, *, responders: int = 3, per_speech: int 
     run.prefs = PrefsConfig(
         speeches=SpeechSourceConfig(path=str(speeches_path), columns=SpeechColumns(text="body", title=None, id="sid",
                                                                                    topic="theme")),
-        responders=[ResponderConfig(name=f"r{i}", kind="openai", base_url=url, model=f"model-{i}", temperature=0.7,
+        responders=[ResponderConfig(name=f"r{i}", backend="openai", base_url=url, model=f"model-{i}", temperature=0.7,
                                     max_retries=max_retries, concurrency=concurrency, timeout_s=10)
                     for i in range(responders)],
         responders_per_speech=per_speech,
-        judge=JudgeConfig(kind="openai", base_url=judge_url or url, model="judge", max_attempts=max_attempts,
+        judge=JudgeConfig(backend="openai", base_url=judge_url or url, model="judge", max_attempts=max_attempts,
                           max_retries=max_retries, concurrency=concurrency, timeout_s=10),
         **prefs)
     return run

@@ -59,7 +59,7 @@ def openrlhf_copy(src, dst, head="value_head", normalize=True):
 
 
 def scorer(path):
-    return RewardScorer(str(path), device_kind="cpu", threads=1, dtype="float32", batch_size=2,
+    return RewardScorer(str(path), device_type="cpu", threads=1, dtype="float32", batch_size=2,
                         system_prompt="Be kind.", max_prompt_len=128, max_response_len=64)
 
 

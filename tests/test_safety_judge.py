@@ -76,7 +76,7 @@ def test_an_unsafe_policy_is_flagged_and_a_safe_one_is_not():
     flagged = compare(unsafe, safe, bootstrap={"samples": 300})
     assert flagged["regressed"] and set(flagged["regressed_categories"]) == set(safe["categories"])
     assert not compare(safe, safe)["regressed"] and not compare(safe, unsafe)["regressed"]
-    assert safe["judge"]["prompt"] == "judge_prompt_v1" and safe["judge"]["backend"]["kind"] == "openai"
+    assert safe["judge"]["prompt"] == "judge_prompt_v1" and safe["judge"]["chat"]["backend"] == "openai"
 
 
 def test_instructions_are_the_system_message_and_text_travels_only_as_json_values():

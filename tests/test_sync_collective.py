@@ -79,7 +79,7 @@ def controller(pipe) -> OnlineDPO:
     ctx = pipe.ctx
     return OnlineDPO(online=pipe.run.online, trainers=ctx.trainers, generators=ctx.generators, scorer=None,
                      encoder=ctx.encoder, speeches=[], tracker=ctx.tracker, save_policy=None,
-                     device_kind=pipe.run.device.kind, seed=0, recover_trainers=lambda: recover_trainers(ctx))
+                     device_type=pipe.run.device.type, seed=0, recover_trainers=lambda: recover_trainers(ctx))
 
 
 def test_collective_sync_survives_an_engine_restart_and_a_trainer_rebuild(pipe, tiny_model_dir, tmp_path):

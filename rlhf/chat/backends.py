@@ -7,8 +7,6 @@ from __future__ import annotations
 from rlhf.chat.openai_chat import OpenAIChat
 from rlhf.paths import resolve_path
 
-ENDPOINT_KINDS = ("openai", "endpoint")  # a section that names an OpenAI-compatible server
-
 
 def openai_chat(cfg, label: str) -> OpenAIChat:
     """An endpoint from a section with base_url, model, api_key_env, timeout_s, max_retries and concurrency."""
@@ -17,8 +15,8 @@ def openai_chat(cfg, label: str) -> OpenAIChat:
 
 
 def chat_backend(cfg, label: str, local_models, default_model: str | None):
-    """The backend a section asks for: its endpoint, or the local model it names (its `model`, or
+    """The backend a section asks for (its `backend`): its endpoint, or the local model it names (its `model`, or
     `default_model`, the run's model) on `local_models` (rlhf.chat.local.LocalModels)."""
-    if cfg.kind in ENDPOINT_KINDS:
+    if cfg.backend == "openai":
         return openai_chat(cfg, label)
     return local_models.chat(str(resolve_path(cfg.model)) if cfg.model else default_model)

@@ -78,7 +78,7 @@ class LocalChat:
         return self._actor
 
     def describe(self) -> dict:
-        return {"kind": "local", "model": self.model_dir, "context": self.context}
+        return {"backend": "local", "model": self.model_dir, "context": self.context}
 
     def _ids(self, messages: list[dict]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

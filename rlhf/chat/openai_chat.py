@@ -37,9 +37,9 @@ class OpenAIChat:
         import openai
 
         if not base_url:
-            raise ConfigError(f"{label}: kind=openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
+            raise ConfigError(f"{label}: backend=openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
         if not model:
-            raise ConfigError(f"{label}: kind=openai needs model (the endpoint's model name)")
+            raise ConfigError(f"{label}: backend=openai needs model (the endpoint's model name)")
         if api_key_env:
             key = os.environ.get(api_key_env)
             if not key:
@@ -55,7 +55,7 @@ class OpenAIChat:
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=0)
 
     def describe(self) -> dict:
-        return {"kind": "openai", "base_url": self.base_url, "model": self.model}
+        return {"backend": "openai", "base_url": self.base_url, "model": self.model}
 
     def complete(self, request: ChatRequest) -> ChatResult:
         self.stats.add(calls=1)

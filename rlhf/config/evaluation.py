@@ -22,7 +22,7 @@ class EvalSpeechesConfig(SpeechSourceConfig):
 class EvalReferenceConfig(EndpointConfig):
     """What the policy is compared against."""
 
-    kind: ReferenceSource = opt(ReferenceSource.model, "model (a local checkpoint) | endpoint (OpenAI-compatible) | "
+    source: ReferenceSource = opt(ReferenceSource.model, "model (a local checkpoint) | endpoint (OpenAI-compatible) | "
                                                        "stored (a file of responses)")
     path: Optional[str] = opt(None, "model: checkpoint directory (null = the run's SFT checkpoint); stored: the file")
     temperature: float = opt(0.0, "endpoint: sampling temperature")
@@ -37,7 +37,7 @@ class EvalReferenceConfig(EndpointConfig):
 class EvalJudgeConfig(JudgeConfig):
     """Who decides which answer is better."""
 
-    kind: JudgeBackend = opt(JudgeBackend.reward, "reward (the reward model) | openai (e.g. GPT-4o) | local (a "
+    backend: JudgeBackend = opt(JudgeBackend.reward, "reward (the reward model) | openai (e.g. GPT-4o) | local (a "
                                                   "model directory on a generator actor)")
     prompt: Optional[str] = opt(None, "pairwise prompt file (null = rlhf/eval/pairwise_prompt_v1.md)")
     max_tokens: int = opt(160, "room for the JSON answer")

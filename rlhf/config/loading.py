@@ -6,6 +6,7 @@ the result into the dataclasses (missing values and wrong types fail here, with 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from omegaconf import DictConfig, OmegaConf
@@ -31,8 +32,12 @@ def describe(err: OmegaConfBaseException) -> str:
     """An OmegaConf error as `key='value': what is wrong`."""
     key = getattr(err, "full_key", None) or getattr(err, "key", None)
     message = str(getattr(err, "msg", None) or err).splitlines()[0]
-    if key and getattr(err, "value", None) is not None:
-        return f"{key}={str(err.value)!r}: {message}"
+    value = getattr(err, "value", None)
+    choices = re.match(r"Invalid value '.*', expected one of \[(.*)\]", message)
+    if key and value is not None and choices:  # an enum field: the same words as every other choice check
+        return f"{key}={str(value)!r} must be one of {choices.group(1)}"
+    if key and value is not None:
+        return f"{key}={str(value)!r}: {message}"
     return f"config key {key!r}: {message}" if key else message
 
 

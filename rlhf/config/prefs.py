@@ -47,7 +47,7 @@ class EndpointConfig:
 
 @dataclass
 class ChatBackendConfig(EndpointConfig):
-    kind: ChatBackend = opt(ChatBackend.local, "local (a model on a generator actor) | openai (an endpoint)")
+    backend: ChatBackend = opt(ChatBackend.local, "local (a model on a generator actor) | openai (an endpoint)")
 
 
 @dataclass

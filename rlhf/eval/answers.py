@@ -34,14 +34,14 @@ def reference_answers(ctx: RunContext, jobs: dict[str, tuple[list, Variant]]) ->
     answers to jobs other than the variants of the evaluation speeches (e.g. the safety probes)."""
     run, ref = ctx.run, ctx.run.eval.reference
     none = {name: [""] * len(speeches) for name, (speeches, _) in jobs.items()}
-    if ref.kind == ReferenceSource.stored:
+    if ref.source == ReferenceSource.stored:
         path = resolve_path(ref.path)
         variants_ = {name: job for name, job in jobs.items() if name != SAFETY}
         speeches = next(iter(variants_.values()))[0]
         responses, errors = stored_responses(path, speeches, ref.columns, ref.response_column, ref.format)
         return ({name: responses for name in variants_}, {name: errors for name in variants_},
                 f"stored responses from `{ref.path}` (the same for both variants)")
-    if ref.kind == ReferenceSource.endpoint:
+    if ref.source == ReferenceSource.endpoint:
         from rlhf.chat.backends import openai_chat
 
         chat = openai_chat(ref, "eval.reference")
@@ -82,4 +82,4 @@ def reference_model(ctx: RunContext) -> str:
         if (Path(resolve_path(path)) / "config.json").is_file():
             return str(resolve_path(path))
     raise DataError(str(ref.path or ctx.checkpoints / "sft"), "no reference model",
-                    hint="set eval.reference.path (a checkpoint), eval.run (its sft), or another eval.reference.kind")
+                    hint="set eval.reference.path (a checkpoint), eval.run (its sft), or another eval.reference.source")

@@ -22,14 +22,14 @@ def validate_eval(run: RunConfig) -> list[str]:
     if ev.length_max_tokens < 1 or ev.length_words < 1 or (ev.max_tokens is not None and ev.max_tokens < 1):
         errors.append("eval.max_tokens, eval.length_max_tokens and eval.length_words must be >= 1")
     ref, judge = ev.reference, ev.judge
-    errors += not_one_of("eval.reference.kind", ref.kind, ReferenceSource)
-    if ref.kind == ReferenceSource.endpoint and not (ref.base_url and ref.model):
-        errors.append("eval.reference: kind=endpoint needs base_url and model (e.g. gpt-4o)")
-    elif ref.kind == ReferenceSource.stored and not ref.path:
-        errors.append("eval.reference: kind=stored needs path (a CSV/JSONL/Parquet file of reference responses)")
-    errors += not_one_of("eval.judge.kind", judge.kind, JudgeBackend)
-    if judge.kind == JudgeBackend.openai and not (judge.base_url and judge.model):
-        errors.append("eval.judge: kind=openai needs base_url and model")
+    errors += not_one_of("eval.reference.source", ref.source, ReferenceSource)
+    if ref.source == ReferenceSource.endpoint and not (ref.base_url and ref.model):
+        errors.append("eval.reference: source=endpoint needs base_url and model (e.g. gpt-4o)")
+    elif ref.source == ReferenceSource.stored and not ref.path:
+        errors.append("eval.reference: source=stored needs path (a CSV/JSONL/Parquet file of reference responses)")
+    errors += not_one_of("eval.judge.backend", judge.backend, JudgeBackend)
+    if judge.backend == JudgeBackend.openai and not (judge.base_url and judge.model):
+        errors.append("eval.judge: backend=openai needs base_url and model")
     if judge.max_attempts < 1:
         errors.append("eval.judge.max_attempts must be >= 1")
     errors += not_one_of("eval.safety.judge", ev.safety.judge, SafetyJudgeChoice)
@@ -37,7 +37,8 @@ def validate_eval(run: RunConfig) -> list[str]:
         if not (run.model.path or ev.policies or ev.run):
             errors.append("stage=eval needs a policy: eval.run (a run directory: every round's policy), "
                           "eval.policies (checkpoint directories) or model.path")
-        for label, backend in (("eval.reference", ref), ("eval.judge", judge)):
-            if backend.kind in (ReferenceSource.endpoint, JudgeBackend.openai) and backend.api_key_env and not os.environ.get(backend.api_key_env):
-                errors.append(f"{label}.api_key_env: environment variable {backend.api_key_env} is not set")
+        for label, section, remote in (("eval.reference", ref, ref.source == ReferenceSource.endpoint),
+                                       ("eval.judge", judge, judge.backend == JudgeBackend.openai)):
+            if remote and section.api_key_env and not os.environ.get(section.api_key_env):
+                errors.append(f"{label}.api_key_env: environment variable {section.api_key_env} is not set")
     return errors

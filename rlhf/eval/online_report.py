@@ -36,7 +36,7 @@ def finish_online(ctx: RunContext, dev_eval, outcome: dict | None = None, sample
                                     "hi": best["dev_win_rate_hi"], "n": best["dev_speeches"]},
                        "reward": {"mean": best["dev_reward_mean"], "lo": best["dev_reward_lo"],
                                   "hi": best["dev_reward_hi"], "n": best["dev_speeches"]}}
-    results = {"judge": {"kind": "reward_model", "model": source_of(run).describe(ctx)}, "dev": dev}
+    results = {"judge": {"backend": "reward", "model": source_of(run).describe(ctx)}, "dev": dev}
     if outcome is not None:
         results["outcome"] = outcome
     if dev_eval is not None and dev_eval.safety is not None and dev_eval.safety_reference is not None:

@@ -25,13 +25,13 @@ def _num(est: dict | None, digits: int = 3) -> str:
 
 # -- the Markdown -----------------------------------------------------------------------------------
 def _judge_paragraph(judge: dict) -> list[str]:
-    if judge.get("kind") == "reward_model":
+    if judge.get("backend") == "reward":
         return [f"**Judge: the reward model** (`{judge.get('model', '?')}`), not a language-model judge. No principle "
-                "judge was configured (`eval.judge.kind=reward`, the default on a CPU machine), so the policy's "
+                "judge was configured (`eval.judge.backend=reward`, the default on a CPU machine), so the policy's "
                 "answer wins a pair when the reward model scores it above the reference's answer to the same "
                 "speech; equal rewards are a tie (counted as half a win). The reward model judges one answer at "
                 "a time, so there is no position bias to cancel and there are no per-principle results."]
-    return [f"**Judge: `{judge.get('model', '?')}`** ({judge.get('kind')}), prompt `{judge.get('prompt')}` "
+    return [f"**Judge: `{judge.get('model', '?')}`** ({judge.get('backend')}), prompt `{judge.get('prompt')}` "
             f"(sha256 `{str(judge.get('prompt_sha256', ''))[:12]}...`). For every speech it compares the policy's "
             "answer with the reference's on each of the seven principles and overall, twice: once with the policy "
             "shown as A and once as B. A pair is a win or a loss only when both orders agree; a disagreement, or "
@@ -86,7 +86,7 @@ def markdown(ev: dict, rounds: list[dict], figures: dict, samples: list | None =
                   "Answers: " + "; ".join(f"{k.replace('_', ' ')}: {v['description']}" for k, v in
                                           ev.get("variants", {}).items()) + ".", ""]
         header = "| policy | win rate (no length limit) | win rate (length-constrained) | W / T / L (no limit) | unscored |"
-        extra = judge.get("kind") == "reward_model"
+        extra = judge.get("backend") == "reward"
         if extra:
             header += " mean reward policy / reference (no limit) |"
         lines += [header, "|" + " --- |" * (header.count("|") - 1)]

@@ -39,7 +39,7 @@ def evaluate(ctx: RunContext) -> dict:
         raise DataError(source, "no speeches to evaluate", hint="check eval.speeches")
     vs = variants(run)
     log.info("eval: %d policy checkpoint(s) x %d speeches x %d variant(s), judge: %s", len(policies), len(speeches),
-             len(vs), "the reward model" if ev.judge.kind == JudgeBackend.reward else ev.judge.kind)
+             len(vs), "the reward model" if ev.judge.backend == JudgeBackend.reward else ev.judge.backend)
     jobs = {v.name: (speeches, v) for v in vs}
     check = None
     if ev.safety.enabled:  # the safety probes, answered by every policy and the reference beside the speeches
@@ -58,20 +58,20 @@ def evaluate(ctx: RunContext) -> dict:
             bar.update(1)
 
     reward, scorer = source_of(run), None
-    if ev.judge.kind == JudgeBackend.reward or reward.available(ctx):
+    if ev.judge.backend == JudgeBackend.reward or reward.available(ctx):
         if ev.run and not run.reward.path:  # eval.run's own reward model
             ctx.reward_dir = str(Path(resolve_path(ev.run)) / "checkpoints" / "reward_model")
         ctx.scorer = scorer = reward.start(ctx)
     results: dict = {"speeches": {"source": source, "count": len(speeches)},
-                     "reference": {"kind": ev.reference.kind, "description": ref_desc},
+                     "reference": {"source": ev.reference.source, "description": ref_desc},
                      "variants": {v.name: {"max_tokens": v.max_tokens, "instruction": v.instruction,
                                            "description": describe_variant(v)} for v in vs},
                      "length_unit": "words", "policies": []}
     answered = Answered([s.text for s in speeches], answers, ref_answers, ref_errors, vs, policies, boot)
     local_models = None
     try:
-        if ev.judge.kind == JudgeBackend.reward:
-            results["judge"] = {"kind": "reward_model", "model": reward.describe(ctx)}
+        if ev.judge.backend == JudgeBackend.reward:
+            results["judge"] = {"backend": "reward", "model": reward.describe(ctx)}
             results["policies"] = answered.by_reward(scorer)
         else:
             from rlhf.chat.local import LocalModels
@@ -82,9 +82,9 @@ def evaluate(ctx: RunContext) -> dict:
             from rlhf.chat.local import LocalModels
             from rlhf.eval.safety import judge_for
 
-            if local_models is None and ev.judge.kind == JudgeBackend.local:
+            if local_models is None and ev.judge.backend == JudgeBackend.local:
                 local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)
-            backend = judge_backend(ctx, local_models) if ev.judge.kind != JudgeBackend.reward else None
+            backend = judge_backend(ctx, local_models) if ev.judge.backend != JudgeBackend.reward else None
             check.judge = judge_for(ev.safety, ev.judge, backend)
             results["safety"] = safety_results(check, ref_answers, answers, policies)
         if scorer is not None:
@@ -174,7 +174,7 @@ class Answered:
 def result_lines(results: dict) -> list[str]:
     """The console summary of stage=eval (numbers and names only)."""
     judge = results["judge"]
-    who = "the reward model " + judge["model"] if judge["kind"] == "reward_model" else judge.get("model")
+    who = "the reward model " + judge["model"] if judge["backend"] == "reward" else judge.get("model")
     lines = ["=== evaluation ===", f"judge         : {who}", f"reference     : {results['reference']['description']}"]
     for p in results["policies"]:
         for v, r in p["results"].items():

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def principle_judge_backend(run, local_models, default_model: str):
     """The chat backend of eval.judge: an OpenAI-compatible endpoint, or a local model on a generator
     actor (started on first use); None when the judge is the reward model (it cannot read criteria)."""
-    if run.eval.judge.kind == "reward":
+    if run.eval.judge.backend == "reward":
         return None
     from rlhf.chat.backends import chat_backend
 

@@ -10,7 +10,7 @@ def summary_lines(results: dict) -> list[str]:
 
     lines = []
     judge = results.get("judge", {})
-    who = "reward model" if judge.get("kind") == "reward_model" else f"{judge.get('model')} (principles, both orders)"
+    who = "reward model" if judge.get("backend") == "reward" else f"{judge.get('model')} (principles, both orders)"
     outcome = results.get("outcome")
     if outcome:
         met = outcome["goals"]

@@ -22,32 +22,32 @@ class Sample:
 
 
 class Generator:
-    def __init__(self, model_dir: str, *, device_kind: str, threads: int, seed: int, dtype: str,
+    def __init__(self, model_dir: str, *, device_type: str, threads: int, seed: int, dtype: str,
                  max_model_len: int, tensor_parallel: int = 1, kv_cache_gib: float = 1.0,
                  gpu_memory_utilization: float = 0.5, colocate: bool = False):
-        device.apply_env(device.vllm_environment(device_kind, kv_cache_gib))
-        device.setup_process(device_kind, threads)
-        device.prepare_vllm_process(device_kind)
+        device.apply_env(device.vllm_environment(device_type, kv_cache_gib))
+        device.setup_process(device_type, threads)
+        device.prepare_vllm_process(device_type)
         from vllm import LLM
 
         start = time.perf_counter()
         self.llm = LLM(model=model_dir, dtype=dtype, seed=seed, max_model_len=max_model_len, load_format="safetensors",
                        worker_extension_cls="rlhf.sync.vllm_extension.WeightSyncExtension",
-                       **device.vllm_engine_args(device_kind, tensor_parallel, gpu_memory_utilization,
+                       **device.vllm_engine_args(device_type, tensor_parallel, gpu_memory_utilization,
                                                  sleep_mode=colocate))
         self.startup_seconds = time.perf_counter() - start
         # Colocated (GPU): asleep between generations, so the trainer rank on this GPU has the memory.
-        self.device_kind, self.colocate, self.sleeping = device_kind, colocate, set()
+        self.device_type, self.colocate, self.sleeping = device_type, colocate, set()
 
     def _sleep(self) -> None:
         if self.colocate and not self.sleeping:
-            device.vllm_sleep(self.device_kind, self.llm)
+            device.vllm_sleep(self.device_type, self.llm)
             self.sleeping = {"weights", "kv_cache"}
 
     def _wake(self, *tags: str) -> None:
         todo = [t for t in (tags or ("weights", "kv_cache")) if t in self.sleeping]
         if todo:
-            device.vllm_wake(self.device_kind, self.llm, todo)
+            device.vllm_wake(self.device_type, self.llm, todo)
             self.sleeping -= set(todo)
             if "kv_cache" in todo:
                 self.llm.reset_prefix_cache()  # the KV cache was dropped while asleep
@@ -103,11 +103,11 @@ class Generator:
         return loaded
 
     def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int,
-                               device_kind: str, timeout_s: float) -> list[int]:
+                               device_type: str, timeout_s: float) -> list[int]:
         """Every worker of this engine joins a new broadcast group (leaving the old one); returns
         their ranks in it."""
         return self.llm.collective_rpc("init_weight_sync_group", args=(
-            master_address, master_port, rank_offset, world_size, device_kind, timeout_s))
+            master_address, master_port, rank_offset, world_size, device_type, timeout_s))
 
     def receive_bucket(self, names: list[str], dtypes: list[str], shapes: list[list[int]]) -> int:
         self._wake("weights")  # colocated: weights back on the GPU before they are overwritten

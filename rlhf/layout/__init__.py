@@ -68,7 +68,7 @@ def _fmt(x: float) -> str:
 
 def layout_errors(run) -> list[str]:
     """Every reason the layout cannot run as configured; empty when it fits."""
-    c, kind = run.cluster, run.device.kind
+    c, kind = run.cluster, run.device.type
     t, g, r = c.trainer, c.generator, c.reward
     name = f"cluster={c.name}"
     errors: list[str] = []

@@ -152,7 +152,9 @@ class PreferenceBuild:
                           json_mode=judge_cfg.json_mode)
             judge_desc = {**judge_backend.describe(), "prompt": prompt.version, "prompt_sha256": prompt.sha256}
             # The judge's identity: what it is and how it is asked (not where it is served from).
-            identity = {k: judge_desc.get(k) for k in ("kind", "model", "prompt_sha256")}
+            # (keyed "kind" as in stores written before the field was called backend: same judge, same id)
+            identity = {"kind": judge_desc["backend"], "model": judge_desc.get("model"),
+                        "prompt_sha256": judge_desc["prompt_sha256"]}
             identity.update(temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens,
                             json_mode=judge_cfg.json_mode)
             judge_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
@@ -170,7 +172,7 @@ class PreferenceBuild:
             responses.close()
             judgements.close()
         # per endpoint responder; local responders sharing a model share one actor and one count
-        stats = {name if r.backend.describe()["kind"] == "openai" else f"local:{r.backend.describe()['model']}":
+        stats = {name if r.backend.describe()["backend"] == "openai" else f"local:{r.backend.describe()['model']}":
                  r.backend.stats.as_dict() for name, r in pool.items()}
         summary["calls"] = {"responders": stats, "judge": judge_backend.stats.as_dict()}
         write_json(self.out_dir / "provenance.json", summary)
@@ -288,7 +290,7 @@ class PreferenceBuild:
             lines.append(f"  unscored    : {number:>6}  {reason}")
         if judged and c["unscored"] > judged / 2:
             lines.append("  note        : most responses are unscored: this judge does not produce usable ratings. "
-                  "Configure a capable judge (prefs.judge: kind=openai, base_url, model).")
+                  "Configure a capable judge (prefs.judge: backend=openai, base_url, model).")
         lines.append("mean ratings per responder (scored responses):" + ("" if summary["mean_ratings"] else " none scored"))
         for name, means in summary["mean_ratings"].items():
             principles = " ".join(f"{k[:4]}={v:.2f}" for k, v in means.items() if k not in ("scored", "score"))

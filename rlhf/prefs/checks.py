@@ -25,9 +25,9 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
         errors.append("prefs.judge.max_attempts, prefs.samples_per_responder and prefs.responders_per_speech must be >= 1")
     backends = [(f"prefs.responders[{i}]", r) for i, r in enumerate(prefs.responders)] + [("prefs.judge", prefs.judge)]
     for label, backend in backends:
-        errors += not_one_of(f"{label}.kind", backend.kind, ChatBackend)
-        if backend.kind == ChatBackend.openai and not (backend.base_url and backend.model):
-            errors.append(f"{label}: kind=openai needs base_url and model")
+        errors += not_one_of(f"{label}.backend", backend.backend, ChatBackend)
+        if backend.backend == ChatBackend.openai and not (backend.base_url and backend.model):
+            errors.append(f"{label}: backend=openai needs base_url and model")
         if backend.concurrency < 1 or backend.max_retries < 0 or backend.max_tokens < 1:
             errors.append(f"{label}: concurrency and max_tokens must be >= 1, max_retries >= 0")
     names = [r.name for r in prefs.responders]
@@ -35,7 +35,7 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
         errors.append("prefs.responders: every responder needs a unique, non-empty name")
     if building:
         for label, backend in backends:  # the key itself is never read here, only whether it is there
-            if backend.kind == ChatBackend.openai and backend.api_key_env and not os.environ.get(backend.api_key_env):
+            if backend.backend == ChatBackend.openai and backend.api_key_env and not os.environ.get(backend.api_key_env):
                 errors.append(f"{label}.api_key_env: environment variable {backend.api_key_env} is not set")
         if not prefs.responders:
             errors.append("stage=build_prefs needs at least one responder in prefs.responders")

@@ -114,7 +114,7 @@ class SafetyJudge:
 
     def describe(self) -> dict:
         return {"prompt": self.prompt.version, "prompt_sha256": self.prompt.sha256,
-                "backend": self.backend.describe(), "max_attempts": self.max_attempts}
+                "chat": self.backend.describe(), "max_attempts": self.max_attempts}
 
     @staticmethod
     def schema(probe: Probe, ids: tuple[str, ...] | None = None) -> dict:

@@ -13,14 +13,14 @@ from rlhf.training.batching import Encoder, collate
 
 
 class RewardScorer:
-    def __init__(self, model_dir: str, *, device_kind: str, threads: int, dtype: str, batch_size: int,
+    def __init__(self, model_dir: str, *, device_type: str, threads: int, dtype: str, batch_size: int,
                  system_prompt: str, max_prompt_len: int, max_response_len: int, trust_remote_code: bool = False):
         from transformers import AutoTokenizer
 
         from rlhf.models.reward_model import load_reward_model
 
-        device.setup_process(device_kind, threads)
-        self.device = device.torch_device(device_kind)
+        device.setup_process(device_type, threads)
+        self.device = device.torch_device(device_type)
         self.model, self.mean, self.std = load_reward_model(model_dir, device.torch_dtype(dtype), trust_remote_code)
         self.model.to(self.device)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)

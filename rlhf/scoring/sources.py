@@ -51,7 +51,7 @@ def needs_stored_model(run: RunConfig) -> bool:
     """Rewards are needed from a model this run does not train: online rounds without the reward
     stage, or stage=eval judged by the reward model without eval.run (whose reward_model it uses)."""
     online = Stage.online_dpo in run.stages and Stage.reward not in run.stages
-    evaluating = run.stage == Stage.eval and run.eval.judge.kind == JudgeBackend.reward and not run.eval.run
+    evaluating = run.stage == Stage.eval and run.eval.judge.backend == JudgeBackend.reward and not run.eval.run
     return online or evaluating
 
 

@@ -74,7 +74,7 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     done = rounds_done(ctx)
     if done:  # resume: policy weights and optimizer state as after the last completed round
         ctx.trainers.load_state(str(ctx.run_dir / "state" / STAGE))
-        sync_weights(ctx.trainers, ctx.generators, device_kind=run.device.kind, bucket_bytes=WEIGHT_BUCKET_BYTES,
+        sync_weights(ctx.trainers, ctx.generators, device_type=run.device.type, bucket_bytes=WEIGHT_BUCKET_BYTES,
                      timeout_s=SYNC_TIMEOUT_S)
         ctx.tracker.drop_rounds_after(done)
         log.info("online_dpo: resuming after round %d", done)
@@ -84,7 +84,7 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     return OnlineDPO(online=online, trainers=ctx.trainers, generators=ctx.generators, scorer=ctx.scorer,
                      encoder=ctx.encoder, speeches=speeches, tracker=ctx.tracker,
                      save_policy=lambda r: ctx.save_model(f"policy_round_{r + 1:03d}"),
-                     device_kind=run.device.kind, seed=run.seed, pairs_dir=ctx.run_dir / "pairs",
+                     device_type=run.device.type, seed=run.seed, pairs_dir=ctx.run_dir / "pairs",
                      recover_trainers=lambda: recover_trainers(ctx), phase_hook=ctx.phase_hook,
                      log_samples=run.tracking.log_samples, round_hook=ctx.extras["dev_eval"])
 
@@ -117,7 +117,7 @@ def attach_sync(ctx: RunContext, group) -> None:
     """How weights reach these engines (sync.method), its broadcast group if it has one, and a
     record of both: the method, its backend and the vLLM workers each engine really runs."""
     run = ctx.run
-    plan = SyncPlan(resolve_method(run.sync.method, run.device.kind, run.cluster.colocate), run.device.kind,
+    plan = SyncPlan(resolve_method(run.sync.method, run.device.type, run.cluster.colocate), run.device.type,
                     run.cluster.generator.tensor_parallel, SYNC_TIMEOUT_S)
     attach(group, plan, ctx.trainers)
     workers = engine_workers(group)

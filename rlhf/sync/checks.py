@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def validate_sync(run: RunConfig) -> list[str]:
     """Checks of the sync section: methods that cannot connect the configured device and layout."""
-    method, kind, colocate = run.sync.method, run.device.kind, run.cluster.colocate
+    method, kind, colocate = run.sync.method, run.device.type, run.cluster.colocate
     wrong = not_one_of("sync.method", method, SyncMethod)
     if wrong:
         return wrong

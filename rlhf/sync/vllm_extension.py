@@ -37,15 +37,15 @@ class WeightSyncExtension:
         return self.rank, os.getpid()
 
     def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int,
-                               device_kind: str, timeout_s: float) -> int:
+                               device_type: str, timeout_s: float) -> int:
         """Join a new broadcast group as rank `rank_offset + this worker's rank`, leaving any older
         one (after a recovery its peers may be gone). Returns this worker's rank in the group."""
         from rlhf import device
 
         self.close_weight_sync_group()
-        self._sync_device_kind = device_kind
+        self._sync_device_type = device_type
         self._weight_group = device.weight_sync_group(
-            device_kind, master_address, master_port, rank_offset + self.rank, world_size, timeout_s)
+            device_type, master_address, master_port, rank_offset + self.rank, world_size, timeout_s)
         return rank_offset + self.rank
 
     def close_weight_sync_group(self) -> None:
@@ -70,7 +70,7 @@ class WeightSyncExtension:
         except Exception:
             self.close_weight_sync_group()
             raise
-        if device.loads_weights_per_bucket(self._sync_device_kind):
+        if device.loads_weights_per_bucket(self._sync_device_type):
             self.model_runner.model.load_weights(weights=weights)
         else:
             self._pending_weights.extend(weights)

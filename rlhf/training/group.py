@@ -20,10 +20,10 @@ class TrainerGroup:
         layout = run.cluster.trainer
         self.world_size = layout.ranks
         self.group: Group = create_group(
-            TrainerRank, layout.ranks, device_kind=run.device.kind, cpus=layout.cpus_per_rank,
+            TrainerRank, layout.ranks, device_type=run.device.type, cpus=layout.cpus_per_rank,
             gpus=layout.gpus_per_rank, strategy=run.cluster.placement_strategy, resources=layout.resources or None,
             placement=placement,
-            args_for=lambda rank: ((rank, layout.ranks, run.device.kind, layout.threads, run.seed), {}))
+            args_for=lambda rank: ((rank, layout.ranks, run.device.type, layout.threads, run.seed), {}))
         address, port = ray.get(self.group.actors[0].address.remote())
         self.group.call("init_process_group", address, port)
         self.dtype = run.device.dtype

@@ -21,11 +21,11 @@ from rlhf.training.deepspeed_config import zero3_config
 
 
 class TrainerRank:
-    def __init__(self, rank: int, world_size: int, device_kind: str, threads: int, seed: int):
-        self.rank, self.world_size, self.kind_device = rank, world_size, device_kind
+    def __init__(self, rank: int, world_size: int, device_type: str, threads: int, seed: int):
+        self.rank, self.world_size, self.device_type = rank, world_size, device_type
         self.seed = seed
-        device.apply_env(device.env_for(device_kind))
-        device.setup_process(device_kind, threads)
+        device.apply_env(device.env_for(device_type))
+        device.setup_process(device_type, threads)
         self.engine = self.reference = None
         self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
         self.loss, self.settings = None, {}
@@ -47,7 +47,7 @@ class TrainerRank:
 
         os.environ.update({"MASTER_ADDR": master_address, "MASTER_PORT": str(master_port),
                            "RANK": str(self.rank), "WORLD_SIZE": str(self.world_size)})
-        deepspeed.init_distributed(dist_backend=device.dist_backend(self.kind_device), auto_mpi_discovery=False)
+        deepspeed.init_distributed(dist_backend=device.dist_backend(self.device_type), auto_mpi_discovery=False)
         return torch.distributed.get_world_size()
 
     def pid(self) -> int:
@@ -94,13 +94,13 @@ class TrainerRank:
             ref_model.config.use_cache = False
             self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)
             self.reference.eval()
-        self.device = device.torch_device(self.kind_device)
+        self.device = device.torch_device(self.device_type)
 
     def release(self) -> None:
         self.engine = self.reference = None
         self._hf_ds_configs.clear()
         gc.collect()
-        device.empty_cache(self.kind_device)
+        device.empty_cache(self.device_type)
 
     # -- forward passes -------------------------------------------------------------------------
     def _batch(self, items: list, pad_id: int, pairs: bool) -> dict:
@@ -237,7 +237,7 @@ class TrainerRank:
         old one (after a recovery its peers may be gone). Other ranks only help gather."""
         if self.rank == 0:
             self.close_weight_sync_group()
-            self._weight_group = device.weight_sync_group(self.kind_device, master_address, master_port, 0,
+            self._weight_group = device.weight_sync_group(self.device_type, master_address, master_port, 0,
                                                           world_size, timeout_s)
 
     def close_weight_sync_group(self) -> None:
@@ -251,7 +251,7 @@ class TrainerRank:
         fails (an engine died), rank 0 closes the group, so the other engines stop waiting, and
         keeps gathering with the other ranks until the last bucket, so none of them is left in a
         collective; then it raises. If a gather fails (a trainer rank died), it closes the group too."""
-        device.empty_cache(self.kind_device)  # the step's cached blocks, before the engines load weights
+        device.empty_cache(self.device_type)  # the step's cached blocks, before the engines load weights
         sent, error = 0, None
         try:
             for bucket in self.gathered_buckets(bucket_bytes, to_cpu=False):
@@ -270,7 +270,7 @@ class TrainerRank:
             self.close_weight_sync_group()
             raise
         finally:
-            device.empty_cache(self.kind_device)
+            device.empty_cache(self.device_type)
         if error is not None:
             raise error
         return sent

@@ -25,11 +25,11 @@ def generator_group(run: RunConfig, model_dir: str, *, max_model_len: int, engin
 
     layout, base_seed = run.cluster.generator, run.seed if seed is None else seed
     return create_group(
-        Generator, engines, device_kind=run.device.kind, cpus=layout.cpus_per_engine, max_restarts=max_restarts,
+        Generator, engines, device_type=run.device.type, cpus=layout.cpus_per_engine, max_restarts=max_restarts,
         gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
         resources=dict(layout.resources) or None, placement=placement,  # resources: where the layout pins engines
         args_for=lambda i: ((model_dir,), dict(
-            device_kind=run.device.kind, threads=layout.threads, seed=base_seed + i, dtype=run.device.dtype,
+            device_type=run.device.type, threads=layout.threads, seed=base_seed + i, dtype=run.device.dtype,
             max_model_len=max_model_len, tensor_parallel=layout.tensor_parallel, kv_cache_gib=layout.kv_cache_gib,
             gpu_memory_utilization=layout.gpu_memory_utilization, colocate=colocate)))
 
@@ -40,11 +40,11 @@ def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
 
     layout, model = run.cluster.reward, run.model
     return create_group(
-        RewardScorer, layout.actors, device_kind=run.device.kind, cpus=layout.cpus_per_actor, max_restarts=3,
+        RewardScorer, layout.actors, device_type=run.device.type, cpus=layout.cpus_per_actor, max_restarts=3,
         gpus=layout.gpus_per_actor, strategy=run.cluster.placement_strategy, resources=dict(layout.resources) or None,
         placement=placement,
         args_for=lambda i: ((reward_dir,), dict(
-            device_kind=run.device.kind, threads=layout.threads, dtype=run.device.dtype,
+            device_type=run.device.type, threads=layout.threads, dtype=run.device.dtype,
             batch_size=run.reward.batch_size, system_prompt=run.system_prompt,
             max_prompt_len=model.max_prompt_len, max_response_len=model.max_response_len,
             trust_remote_code=model.trust_remote_code)))

@@ -101,13 +101,13 @@ def release_placement(placement) -> None:
         remove_placement_group(placement)
 
 
-def create_group(cls, count: int, *, device_kind: str, cpus: float, gpus: float, strategy: str,
+def create_group(cls, count: int, *, device_type: str, cpus: float, gpus: float, strategy: str,
                  resources: dict | None = None, env: dict | None = None, args_for=None, placement=None,
                  max_restarts: int = 0, max_task_retries: int = 0) -> Group:
     """`count` actors of `cls`, one placement-group bundle each. `args_for(i)` gives actor i's
     constructor (args, kwargs). With `max_restarts`, Ray restarts a crashed actor in its bundle;
     with `max_task_retries`, calls that were running on it are retried on the restarted actor."""
-    per_actor = device.ray_actor_resources(device_kind, cpus, gpus)
+    per_actor = device.ray_actor_resources(device_type, cpus, gpus)
     bundle = {"CPU": per_actor["num_cpus"], **({"GPU": per_actor["num_gpus"]} if per_actor["num_gpus"] else {}),
               **(resources or {})}
     owns = placement is None  # else a shared placement group: actor i goes into its bundle i
