@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+DEV_STAMP := $(VENV)/.installed-dev
 ARGS   ?=
 
 # Keep caches and Ray's token out of the home directory.
 export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
 export RAY_AUTH_MODE := disabled
 
-.PHONY: run test test-slow bench install clean
+.PHONY: run test test-slow bench lint install clean
 
 install: $(STAMP)
 
@@ -55,6 +56,15 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q "trl==1.16.0" "datasets==5.2.0"
 	$(settle)
 	touch $(BENCH_STAMP)
+
+# Lint and format checks (ruff, settings in pyproject.toml); `pre-commit install` runs them on every commit.
+lint: $(STAMP) $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install -q ruff pre-commit
+	touch $(DEV_STAMP)
 
 clean:
 	rm -rf runs outputs multirun .cache .pytest_cache

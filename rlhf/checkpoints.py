@@ -42,5 +42,8 @@ def resumable_steps(trainers, state, tracker, run_dir: Path, stage: str, save_ev
         trainers.load_state(str(state_dir(run_dir, stage)))
         tracker.drop_steps_from(stage, done)
         log.info("%s: resuming after step %d", stage, done)
-    return {"start_step": done, "save_every": save_every,
-            "save_progress": lambda steps: save_state(trainers, state, run_dir, stage, {"steps_done": steps})}
+    return {
+        "start_step": done,
+        "save_every": save_every,
+        "save_progress": lambda steps: save_state(trainers, state, run_dir, stage, {"steps_done": steps}),
+    }

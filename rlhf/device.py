@@ -75,7 +75,9 @@ def prepare_vllm_process(device_type: str) -> None:
             init_amx()
 
 
-def vllm_engine_args(device_type: str, tensor_parallel: int, gpu_memory_utilization: float, sleep_mode: bool = False) -> dict:
+def vllm_engine_args(
+    device_type: str, tensor_parallel: int, gpu_memory_utilization: float, sleep_mode: bool = False
+) -> dict:
     """`sleep_mode`: colocated engines, which free their GPU memory while trainers step (GPU only).
 
     Tensor parallel > 1 uses vLLM's multiprocessing executor inside the engine's actor: the actor
@@ -213,8 +215,9 @@ class WeightGroup:
             self._close(handle)
 
 
-def weight_sync_group(device_type: str, master_address: str, master_port: int, rank: int, world_size: int,
-                      timeout_s: float = 600.0) -> WeightGroup:
+def weight_sync_group(
+    device_type: str, master_address: str, master_port: int, rank: int, world_size: int, timeout_s: float = 600.0
+) -> WeightGroup:
     """Join a new weight-sync group; rank 0 hosts its rendezvous at master_address:master_port.
     GPU: vLLM's stateless NCCL communicator. CPU: a stateless gloo group (same protocol, so CPU
     runs exercise it)."""
@@ -228,10 +231,12 @@ def _nccl_weight_group(address: str, port: int, rank: int, world_size: int, time
     from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
     from vllm.distributed.utils import StatelessProcessGroup
 
-    group = StatelessProcessGroup.create(host=address, port=port, rank=rank, world_size=world_size,
-                                         store_timeout=int(timeout_s))
-    return WeightGroup(PyNcclCommunicator(group, device=torch.cuda.current_device()), _nccl_broadcast,
-                       lambda comm: comm.destroy())
+    group = StatelessProcessGroup.create(
+        host=address, port=port, rank=rank, world_size=world_size, store_timeout=int(timeout_s)
+    )
+    return WeightGroup(
+        PyNcclCommunicator(group, device=torch.cuda.current_device()), _nccl_broadcast, lambda comm: comm.destroy()
+    )
 
 
 def _nccl_broadcast(comm, tensor: torch.Tensor, src: int) -> None:
@@ -245,8 +250,9 @@ def _gloo_weight_group(address: str, port: int, rank: int, world_size: int, time
 
     from vllm.distributed.utils import stateless_init_torch_distributed_process_group
 
-    group = stateless_init_torch_distributed_process_group(address, port, rank, world_size, backend="gloo",
-                                                           timeout=timedelta(seconds=timeout_s))
+    group = stateless_init_torch_distributed_process_group(
+        address, port, rank, world_size, backend="gloo", timeout=timedelta(seconds=timeout_s)
+    )
     # A stateless group: its own ranks, so its own broadcast (torch.distributed.broadcast would
     # translate ranks through the default group).
     return WeightGroup(group, lambda pg, tensor, src: pg.broadcast(tensor, src).wait(), lambda pg: pg.shutdown())
@@ -257,10 +263,14 @@ def sync_troubleshooting(device_type: str, method: str = "collective") -> str:
     if method == "object_store":
         return "the weights travel through Ray's object store: check `ray status` for object store memory"
     if device_type == "gpu":
-        return ("trainer rank 0 must reach every vLLM worker's NCCL group: check firewalls between nodes "
-                "and NCCL_SOCKET_IFNAME; NCCL_DEBUG=INFO shows where it stops")
-    return ("trainer rank 0 must reach every vLLM worker's gloo group over TCP: check firewalls between nodes "
-            "and GLOO_SOCKET_IFNAME")
+        return (
+            "trainer rank 0 must reach every vLLM worker's NCCL group: check firewalls between nodes "
+            "and NCCL_SOCKET_IFNAME; NCCL_DEBUG=INFO shows where it stops"
+        )
+    return (
+        "trainer rank 0 must reach every vLLM worker's gloo group over TCP: check firewalls between nodes "
+        "and GLOO_SOCKET_IFNAME"
+    )
 
 
 def env_for(device_type: str) -> dict[str, str]:

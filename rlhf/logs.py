@@ -18,9 +18,28 @@ import sys
 from tqdm import tqdm
 
 # Loggers of the libraries underneath: quiet at the console unless tracking.verbose_actors.
-THIRD_PARTY = ("httpx", "httpcore", "openai", "urllib3", "requests", "vllm", "ray", "deepspeed", "DeepSpeed",
-               "torch", "transformers", "accelerate", "filelock", "wandb", "asyncio", "uvicorn", "fastapi",
-               "matplotlib", "PIL", "numexpr")
+THIRD_PARTY = (
+    "httpx",
+    "httpcore",
+    "openai",
+    "urllib3",
+    "requests",
+    "vllm",
+    "ray",
+    "deepspeed",
+    "DeepSpeed",
+    "torch",
+    "transformers",
+    "accelerate",
+    "filelock",
+    "wandb",
+    "asyncio",
+    "uvicorn",
+    "fastapi",
+    "matplotlib",
+    "PIL",
+    "numexpr",
+)
 
 
 class ConsoleHandler(logging.Handler):
@@ -46,8 +65,9 @@ def setup(verbose: bool = False) -> None:
     `python -m rlhf.launch`), and quiet third-party loggers. Safe to call more than once."""
     quiet_third_party(verbose)
     project = logging.getLogger("rlhf")
-    configured = [h for logger in (logging.getLogger(), project) for h in logger.handlers
-                  if isinstance(h, ConsoleHandler)]
+    configured = [
+        h for logger in (logging.getLogger(), project) for h in logger.handlers if isinstance(h, ConsoleHandler)
+    ]
     if not configured:
         handler = ConsoleHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))

@@ -26,12 +26,26 @@ BF16 = 2
 
 # Sizes from each checkpoint's config.json on the Hugging Face hub.
 KNOWN_ARCHITECTURES = {
-    "meta-llama/Llama-3.2-3B-Instruct": dict(vocab_size=128256, hidden_size=3072, intermediate_size=8192,
-                                             num_layers=28, num_heads=24, num_kv_heads=8, head_dim=128,
-                                             tie_embeddings=True),
-    "meta-llama/Llama-3.1-8B-Instruct": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                                             num_layers=32, num_heads=32, num_kv_heads=8, head_dim=128,
-                                             tie_embeddings=False),
+    "meta-llama/Llama-3.2-3B-Instruct": dict(
+        vocab_size=128256,
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_layers=28,
+        num_heads=24,
+        num_kv_heads=8,
+        head_dim=128,
+        tie_embeddings=True,
+    ),
+    "meta-llama/Llama-3.1-8B-Instruct": dict(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_layers=32,
+        num_heads=32,
+        num_kv_heads=8,
+        head_dim=128,
+        tie_embeddings=False,
+    ),
 }
 
 ASSUMPTIONS = """\
@@ -117,27 +131,37 @@ def architecture(model) -> Architecture:
     """From a local config.json, the known hub checkpoints, or the tiny model's settings."""
     if model.path is None:
         t = model.tiny
-        return Architecture(t.vocab_size, t.hidden_size, t.intermediate_size, t.num_layers, t.num_heads,
-                            t.num_heads, t.head_dim, False)
+        return Architecture(
+            t.vocab_size, t.hidden_size, t.intermediate_size, t.num_layers, t.num_heads, t.num_heads, t.head_dim, False
+        )
     config = Path(model.path) / "config.json"
     if config.exists():
         c = json.loads(config.read_text())
         heads = c["num_attention_heads"]
-        return Architecture(c["vocab_size"], c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], heads,
-                            c.get("num_key_value_heads", heads), c.get("head_dim") or c["hidden_size"] // heads,
-                            c.get("tie_word_embeddings", False))
+        return Architecture(
+            c["vocab_size"],
+            c["hidden_size"],
+            c["intermediate_size"],
+            c["num_hidden_layers"],
+            heads,
+            c.get("num_key_value_heads", heads),
+            c.get("head_dim") or c["hidden_size"] // heads,
+            c.get("tie_word_embeddings", False),
+        )
     if model.path in KNOWN_ARCHITECTURES:
         return Architecture(**KNOWN_ARCHITECTURES[model.path])
-    raise ValueError(f"unknown architecture for model.path={model.path!r}: point it at a local directory with "
-                     "config.json or add the checkpoint to KNOWN_ARCHITECTURES")
+    raise ValueError(
+        f"unknown architecture for model.path={model.path!r}: point it at a local directory with "
+        "config.json or add the checkpoint to KNOWN_ARCHITECTURES"
+    )
 
 
 @dataclass
 class Estimate:
     role: str
     gpus_each: float
-    resident_gib: float   # weights / sharded states
-    working_gib: float    # activations, buffers, KV cache
+    resident_gib: float  # weights / sharded states
+    working_gib: float  # activations, buffers, KV cache
     note: str = ""
 
     @property
@@ -145,8 +169,7 @@ class Estimate:
         return self.resident_gib + self.working_gib
 
 
-def activation_bytes(arch: Architecture, sequences: int, seq_len: int, logit_tokens: int,
-                     checkpointing: bool) -> float:
+def activation_bytes(arch: Architecture, sequences: int, seq_len: int, logit_tokens: int, checkpointing: bool) -> float:
     """Activations kept at the peak of one micro-batch's forward and backward. With checkpointing,
     each layer keeps only its bf16 input, and one layer's activations exist again while recomputed."""
     h = arch.hidden_size
@@ -154,8 +177,8 @@ def activation_bytes(arch: Architecture, sequences: int, seq_len: int, logit_tok
         layers = arch.num_layers * 2 * h + arch.layer_activation_bytes()
     else:
         layers = arch.num_layers * arch.layer_activation_bytes()
-    final_norm = 6 * h                  # fp32 input + bf16 output
-    logits = 10 * arch.vocab_size       # bf16 logits, their fp32 copy, fp32 log-softmax
+    final_norm = 6 * h  # fp32 input + bf16 output
+    logits = 10 * arch.vocab_size  # bf16 logits, their fp32 copy, fp32 log-softmax
     return sequences * (seq_len * (layers + final_norm) + logit_tokens * logits)
 
 
@@ -177,16 +200,20 @@ def trainer_estimate(run, arch: Architecture, bucket_bytes: int) -> tuple[Estima
     reference = BF16 * params / ranks if "online_dpo" in run.stages or run.stage == "offline_dpo" else 0.0
     m = run.model
     seq_len, checkpointing = m.max_prompt_len + m.max_response_len, m.gradient_checkpointing
-    stages = {"sft": activation_bytes(arch, run.sft.micro_batch, seq_len, m.max_response_len, checkpointing),
-              "reward": activation_bytes(arch, 2 * run.reward_training.micro_batch, seq_len, 0, checkpointing),
-              "dpo": activation_bytes(arch, 2 * run.online.micro_batch, seq_len, m.max_response_len, checkpointing)}
+    stages = {
+        "sft": activation_bytes(arch, run.sft.micro_batch, seq_len, m.max_response_len, checkpointing),
+        "reward": activation_bytes(arch, 2 * run.reward_training.micro_batch, seq_len, 0, checkpointing),
+        "dpo": activation_bytes(arch, 2 * run.online.micro_batch, seq_len, m.max_response_len, checkpointing),
+    }
     stage = max(stages, key=stages.get)
     buffers = gathered_parameter_bytes(arch) + bucket_bytes
     resident = (states + reference) / GIB
-    note = f"ZeRO-3 over {ranks} ranks; peak activations in the {stage} stage" + \
-        (", gradient checkpointing" if checkpointing else ", no gradient checkpointing")
-    return Estimate("trainer rank", run.cluster.trainer.gpus_per_rank, resident, (stages[stage] + buffers) / GIB,
-                    note), resident
+    note = f"ZeRO-3 over {ranks} ranks; peak activations in the {stage} stage" + (
+        ", gradient checkpointing" if checkpointing else ", no gradient checkpointing"
+    )
+    return Estimate(
+        "trainer rank", run.cluster.trainer.gpus_per_rank, resident, (stages[stage] + buffers) / GIB, note
+    ), resident
 
 
 def vllm_estimate(run, arch: Architecture, gpu_gib: float) -> tuple[Estimate, float]:
@@ -197,8 +224,10 @@ def vllm_estimate(run, arch: Architecture, gpu_gib: float) -> tuple[Estimate, fl
     kv = max(budget - weights - 1.0, 0.0)
     tokens = kv * GIB / arch.kv_bytes_per_token(g.tensor_parallel)
     seq_len = run.model.max_prompt_len + run.model.max_response_len
-    note = (f"TP {g.tensor_parallel}, gpu_memory_utilization {g.gpu_memory_utilization}: KV cache for "
-            f"{tokens / 1000:,.0f}k tokens (~{tokens / seq_len:,.0f} sequences of {seq_len})")
+    note = (
+        f"TP {g.tensor_parallel}, gpu_memory_utilization {g.gpu_memory_utilization}: KV cache for "
+        f"{tokens / 1000:,.0f}k tokens (~{tokens / seq_len:,.0f} sequences of {seq_len})"
+    )
     if kv <= 0:
         note = f"TP {g.tensor_parallel}: weights do not fit in gpu_memory_utilization x GPU; raise it or TP"
     return Estimate("vLLM worker", g.gpus_per_engine, weights, budget - weights, note), tokens
@@ -208,8 +237,13 @@ def reward_estimate(run, arch: Architecture) -> Estimate:
     r = run.cluster.reward
     seq_len = run.model.max_prompt_len + run.model.max_response_len
     transient = run.reward.batch_size * seq_len * (4 * arch.hidden_size + 2 * arch.intermediate_size) * BF16
-    return Estimate("reward actor", r.gpus_per_actor, arch.params() * BF16 / GIB, transient / GIB,
-                    f"scoring batch {run.reward.batch_size}")
+    return Estimate(
+        "reward actor",
+        r.gpus_per_actor,
+        arch.params() * BF16 / GIB,
+        transient / GIB,
+        f"scoring batch {run.reward.batch_size}",
+    )
 
 
 def layout_rows(run, gpu_gib: float, bucket_bytes: int) -> list[Estimate]:
@@ -225,8 +259,15 @@ def layout_rows(run, gpu_gib: float, bucket_bytes: int) -> list[Estimate]:
         train_phase = trainer.total_gib + shared
         generate_phase = states + vllm.total_gib + shared
         phase = "training (vLLM asleep)" if train_phase >= generate_phase else "generation (vLLM awake)"
-        rows.append(Estimate("one shared GPU", 1.0, max(train_phase, generate_phase), 0.0,
-                             f"peak in {phase}: training {train_phase:.1f}, generation {generate_phase:.1f} GiB"))
+        rows.append(
+            Estimate(
+                "one shared GPU",
+                1.0,
+                max(train_phase, generate_phase),
+                0.0,
+                f"peak in {phase}: training {train_phase:.1f}, generation {generate_phase:.1f} GiB",
+            )
+        )
     return rows
 
 
@@ -246,21 +287,31 @@ def gpu_layouts() -> list[str]:
 
 
 def render(gpu_gib: float, bucket_bytes: int, models=("llama3_3b", "llama3_8b")) -> str:
-    lines = ["# Expected GPU memory per layout and model", "",
-             "Generated by `python -m rlhf.memory_table` from conf/cluster, conf/model and the formulas in",
-             "rlhf/memory_table.py; do not edit by hand (a test checks that it is current).", ""]
+    lines = [
+        "# Expected GPU memory per layout and model",
+        "",
+        "Generated by `python -m rlhf.memory_table` from conf/cluster, conf/model and the formulas in",
+        "rlhf/memory_table.py; do not edit by hand (a test checks that it is current).",
+        "",
+    ]
     for model in models:
         run = compose_run(["model=" + model, "device=gpu", "cluster=gpu_2x8"])
         arch = architecture(run.model)
         checkpointing = "on" if run.model.gradient_checkpointing else "off"
-        lines.append(f"- **{model}** ({run.model.path}): {arch.params() / 1e9:.2f} B parameters, "
-                     f"{arch.num_layers} layers, KV cache {arch.kv_bytes_per_token() / 1024:.0f} KiB per token, "
-                     f"sequence length {run.model.max_prompt_len + run.model.max_response_len}; training keeps "
-                     f"{arch.layer_activation_bytes() / 1024:.0f} KiB per token per layer "
-                     f"({arch.layer_activation_bytes() / arch.hidden_size:.1f} x hidden), gradient checkpointing "
-                     f"{checkpointing}.")
-    lines += ["", "| layout | model | role | GPU share | weights / states (GiB) | activations / KV / buffers (GiB) "
-              f"| total (GiB) | of {gpu_gib:g} GiB | notes |", "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"- **{model}** ({run.model.path}): {arch.params() / 1e9:.2f} B parameters, "
+            f"{arch.num_layers} layers, KV cache {arch.kv_bytes_per_token() / 1024:.0f} KiB per token, "
+            f"sequence length {run.model.max_prompt_len + run.model.max_response_len}; training keeps "
+            f"{arch.layer_activation_bytes() / 1024:.0f} KiB per token per layer "
+            f"({arch.layer_activation_bytes() / arch.hidden_size:.1f} x hidden), gradient checkpointing "
+            f"{checkpointing}."
+        )
+    lines += [
+        "",
+        "| layout | model | role | GPU share | weights / states (GiB) | activations / KV / buffers (GiB) "
+        f"| total (GiB) | of {gpu_gib:g} GiB | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for layout in gpu_layouts():
         for model in models:
             run = compose_run([f"cluster={layout}", f"model={model}", "device=gpu"])
@@ -268,11 +319,20 @@ def render(gpu_gib: float, bucket_bytes: int, models=("llama3_3b", "llama3_8b"))
             shape = f"{layout} ({c.nodes}x{c.gpus_per_node}{', colocated' if c.colocate else ''})"
             for row in layout_rows(run, gpu_gib, bucket_bytes):
                 fits = "fits" if row.total_gib <= gpu_gib * max(row.gpus_each, 1.0) else "**over**"
-                lines.append(f"| {shape} | {model} | {row.role} | {row.gpus_each:g} | {row.resident_gib:.1f} | "
-                             f"{row.working_gib:.1f} | {row.total_gib:.1f} | {fits} | {row.note} |")
-    lines += ["", "Fractional GPU shares are Ray's scheduling units; memory is shared by whatever sits on the",
-              "GPU, which the *one shared GPU* rows add up for colocated layouts.", "", "## Assumptions", "",
-              ASSUMPTIONS.format(gpu_gib=f"{gpu_gib:g}", bucket_mib=bucket_bytes >> 20), ""]
+                lines.append(
+                    f"| {shape} | {model} | {row.role} | {row.gpus_each:g} | {row.resident_gib:.1f} | "
+                    f"{row.working_gib:.1f} | {row.total_gib:.1f} | {fits} | {row.note} |"
+                )
+    lines += [
+        "",
+        "Fractional GPU shares are Ray's scheduling units; memory is shared by whatever sits on the",
+        "GPU, which the *one shared GPU* rows add up for colocated layouts.",
+        "",
+        "## Assumptions",
+        "",
+        ASSUMPTIONS.format(gpu_gib=f"{gpu_gib:g}", bucket_mib=bucket_bytes >> 20),
+        "",
+    ]
     return "\n".join(lines)
 
 

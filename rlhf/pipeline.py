@@ -77,7 +77,10 @@ class Pipeline:
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(work_dir(".cache/torch_extensions")))
         data = resolve_path(run.data.path)
-        train_questions, val_questions = counsel_chat.read_questions(data, "train"), counsel_chat.read_questions(data, "val")
+        train_questions, val_questions = (
+            counsel_chat.read_questions(data, "train"),
+            counsel_chat.read_questions(data, "val"),
+        )
         if run.stages == (Stage.eval,) and run.model.path is None:  # prompt with the first evaluated policy's tokenizer
             from rlhf.eval.inputs import tokenizer_model
 
@@ -89,10 +92,21 @@ class Pipeline:
         ray_session.start_ray(run.cluster.address, run.cluster.num_cpus, None, run.tracking.verbose_actors)
         tracker = Tracker(self.run_dir, self.resolved_config, run.tracking, self.run_dir.name)
         self.ctx = ctx = RunContext(
-            run=run, run_dir=self.run_dir, state=self.state, tracker=tracker, tokenizer=tokenizer, encoder=encoder,
-            train_questions=train_questions, val_questions=val_questions, results=self.results,
-            config_record=self.resolved_config, started=self.started, policy_dir=paths.get("policy", policy_dir),
-            reward_dir=paths.get("reward"), phase_hook=self.phase_hook)
+            run=run,
+            run_dir=self.run_dir,
+            state=self.state,
+            tracker=tracker,
+            tokenizer=tokenizer,
+            encoder=encoder,
+            train_questions=train_questions,
+            val_questions=val_questions,
+            results=self.results,
+            config_record=self.resolved_config,
+            started=self.started,
+            policy_dir=paths.get("policy", policy_dir),
+            reward_dir=paths.get("reward"),
+            phase_hook=self.phase_hook,
+        )
         if any(STAGES[stage].needs_trainers for stage in run.stages):
             start = time.perf_counter()
             ctx.shared_placement = colocated_placement(run)  # None unless cluster.colocate

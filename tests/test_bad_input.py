@@ -10,7 +10,6 @@ import pytest
 from rlhf.data import counsel_chat
 from rlhf.data.errors import DataError
 from rlhf.training.batching import Encoder
-from tests.conftest import REPO_ROOT
 from tests.test_end_to_end import run_launch
 
 HEADER = "questionID,questionTitle,questionText,topic,answerText,upvotes,views,split\n"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlhf.training.batching import Encoded, Encoder, collate, collate_pairs, plan_steps, EncodedPair
+from rlhf.training.batching import Encoded, EncodedPair, Encoder, collate, collate_pairs, plan_steps
 
 
 def test_every_rank_gets_the_same_number_of_full_micro_batches():

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from omegaconf import OmegaConf
 
 from rlhf.config import ConfigError, load_config

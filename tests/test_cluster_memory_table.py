@@ -9,8 +9,15 @@ import sys
 
 import pytest
 
-from rlhf.memory_table import (GIB, architecture, gathered_parameter_bytes, layout_rows, policy_state_bytes,
-                               trainer_estimate, vllm_estimate)
+from rlhf.memory_table import (
+    GIB,
+    architecture,
+    gathered_parameter_bytes,
+    layout_rows,
+    policy_state_bytes,
+    trainer_estimate,
+    vllm_estimate,
+)
 from tests.conftest import REPO_ROOT, compose
 
 

@@ -3,12 +3,12 @@ No mocks. Small data so the whole file takes a few minutes on 2 cores."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import csv
 from pathlib import Path
 
 import pytest

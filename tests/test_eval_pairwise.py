@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from rlhf.eval.pairwise import KEYS, REPAIR, PairwiseJudge, both_orders, load_prompt, parse, summarise
 from rlhf.chat.openai_chat import OpenAIChat
+from rlhf.eval.pairwise import KEYS, REPAIR, PairwiseJudge, both_orders, load_prompt, parse, summarise
 from tests.test_prefs_support import FakeOpenAI, completion
 
 PROMPT = load_prompt(None)

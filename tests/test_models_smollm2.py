@@ -66,10 +66,10 @@ def test_vllm_greedy_tokens_equal_transformers(smollm2_dir):
     import ray
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlhf.workers.group import create_group
-    from rlhf.workers.ray_session import start_ray
     from rlhf.generation.vllm_generator import Generator
     from rlhf.training.batching import Encoder
+    from rlhf.workers.group import create_group
+    from rlhf.workers.ray_session import start_ray
 
     path, run = smollm2_dir
     tokenizer = AutoTokenizer.from_pretrained(path)

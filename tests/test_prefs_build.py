@@ -20,8 +20,15 @@ from rlhf.data.records import Speech
 from rlhf.pairs.parquet import COLUMNS, read_preference_parquet
 from rlhf.prefs.build import build_preferences, speech_key
 from rlhf.prefs.judge import PRINCIPLES, REPAIR, parse
-from tests.test_prefs_support import (JUDGE_SYSTEM, FakeOpenAI, completion, honest_answer, is_judge, run_config,
-                                      write_speeches_csv)
+from tests.test_prefs_support import (
+    JUDGE_SYSTEM,
+    FakeOpenAI,
+    completion,
+    honest_answer,
+    is_judge,
+    run_config,
+    write_speeches_csv,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

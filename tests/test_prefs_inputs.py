@@ -193,6 +193,6 @@ def test_prefs_configs_compose_and_every_field_is_commented(monkeypatch):
 
 def test_byte_order_mark_from_spreadsheet_exports_is_tolerated(tmp_path):
     path = tmp_path / "excel.csv"
-    path.write_bytes(f'\ufeffsid,body,theme\n7,"{LONG * 2}",grief\n'.encode("utf-8"))
+    path.write_bytes(f'\ufeffsid,body,theme\n7,"{LONG * 2}",grief\n'.encode())
     ((line, speech),) = read_speeches(path, COLS)
     assert (line, speech.id, speech.topic) == (2, "7", "grief")

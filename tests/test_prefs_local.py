@@ -7,8 +7,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from rlhf.chat.api import ChatRequest
-from rlhf.prefs.judge import JudgePrompt, request
 from rlhf.chat.local import LocalChat, model_context
+from rlhf.prefs.judge import JudgePrompt, request
 
 
 def no_actor():

@@ -13,7 +13,7 @@ import requests
 import torch
 import uvicorn
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rlhf.models.reward_model import find_value_head, load_reward_model, reward_config_fields
 from rlhf.scoring.remote import RemoteRewardClient, RemoteRewardError

@@ -3,8 +3,6 @@ or WANDB_API_KEY), each stage and the rounds have their own x-axis, and sweeps s
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from rlhf import tracking

@@ -10,8 +10,15 @@ from rlhf.paths import resolve_path
 
 def openai_chat(cfg, label: str) -> OpenAIChat:
     """An endpoint from a section with base_url, model, api_key_env, timeout_s, max_retries and concurrency."""
-    return OpenAIChat(label, cfg.base_url, cfg.model, cfg.api_key_env, timeout_s=cfg.timeout_s,
-                      max_retries=cfg.max_retries, concurrency=cfg.concurrency)
+    return OpenAIChat(
+        label,
+        cfg.base_url,
+        cfg.model,
+        cfg.api_key_env,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        concurrency=cfg.concurrency,
+    )
 
 
 def chat_backend(cfg, label: str, local_models, default_model: str | None):

@@ -61,8 +61,9 @@ def first_object(text: str):
     return None
 
 
-def parse_object(text: str | None, keys: Sequence[str], *, missing: str, besides: str,
-                 value: Callable[[str, Any], tuple[Any, str]]) -> tuple[dict | None, str]:
+def parse_object(
+    text: str | None, keys: Sequence[str], *, missing: str, besides: str, value: Callable[[str, Any], tuple[Any, str]]
+) -> tuple[dict | None, str]:
     """({key: clean value}, "") or (None, reason) for an answer that must be one JSON object with
     exactly `keys`. Only the wrapping is repaired (prose or a code fence around the object, key case
     and spaces); `value(key, raw)` checks each value, returning (clean value, "") or (None, reason).
@@ -99,9 +100,15 @@ class Answer:
     failed_call: ChatResult | None = None  # the call itself failed (no text): the backend's error
 
 
-def ask(backend, indices: Iterable[int], *, request: Callable[[int, tuple], ChatRequest],
-        parse: Callable[[int, str], tuple[Any, str]], repair: Callable[[int, str], str],
-        max_attempts: int) -> Iterator[tuple[int, Answer]]:
+def ask(
+    backend,
+    indices: Iterable[int],
+    *,
+    request: Callable[[int, tuple], ChatRequest],
+    parse: Callable[[int, str], tuple[Any, str]],
+    repair: Callable[[int, str], str],
+    max_attempts: int,
+) -> Iterator[tuple[int, Answer]]:
     """Yields (index, Answer) for every index, as answers arrive. `request(index, history)` builds
     an item's request, `history` holding the earlier unusable answers and their repair notes;
     `parse(index, text)` gives (value, "") or (None, reason); `repair(index, reason)` is the note."""
@@ -122,8 +129,10 @@ def ask(backend, indices: Iterable[int], *, request: Callable[[int, tuple], Chat
             elif attempt == attempts:
                 yield index, Answer(None, f"{reason} (after {attempt} attempt(s))", attempt, result.text)
             else:
-                retry[index] = ({"role": "assistant", "content": result.text[:MAX_ECHO_CHARS]},
-                                {"role": "user", "content": repair(index, reason)})
+                retry[index] = (
+                    {"role": "assistant", "content": result.text[:MAX_ECHO_CHARS]},
+                    {"role": "user", "content": repair(index, reason)},
+                )
         history = retry
         if not history:
             break

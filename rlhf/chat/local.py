@@ -31,7 +31,7 @@ class LocalModels:
         self.groups: dict[str, object] = {}
         self.chats: dict[str, LocalChat] = {}
 
-    def chat(self, model_dir: str) -> "LocalChat":
+    def chat(self, model_dir: str) -> LocalChat:
         """The chat backend for one model; its actor starts on first use, so a build whose calls
         are all stored already starts none."""
         if model_dir not in self.chats:
@@ -39,8 +39,9 @@ class LocalModels:
 
             tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=self.run.model.trust_remote_code)
             context = model_context(model_dir, self.max_model_len)
-            self.chats[model_dir] = LocalChat(model_dir, lambda: self._start(model_dir, context), tokenizer, context,
-                                              self.batch_size)
+            self.chats[model_dir] = LocalChat(
+                model_dir, lambda: self._start(model_dir, context), tokenizer, context, self.batch_size
+            )
         return self.chats[model_dir]
 
     def _start(self, model_dir: str, context: int):
@@ -109,17 +110,30 @@ class LocalChat:
             ids = self.fit(request, truncate)
             if ids is None:
                 self.stats.add(failed=1)
-                yield index, ChatResult(error=f"prompt longer than the model's context ({self.context} tokens "
-                                              f"including {request.max_tokens} for the answer)", permanent=True)
+                yield (
+                    index,
+                    ChatResult(
+                        error=f"prompt longer than the model's context ({self.context} tokens "
+                        f"including {request.max_tokens} for the answer)",
+                        permanent=True,
+                    ),
+                )
                 continue
             key = (request.temperature, request.top_p, request.max_tokens, request.json_schema)
             groups.setdefault(key, []).append((index, ids))
         for (temperature, top_p, max_tokens, json_schema), items in groups.items():
             for start in range(0, len(items), self.batch_size):
-                batch = items[start:start + self.batch_size]
-                samples = ray.get(self.actor.generate.remote([ids for _, ids in batch], n=1, temperature=temperature,
-                                                             top_p=top_p, max_tokens=max_tokens,
-                                                             json_schema=json_schema))
+                batch = items[start : start + self.batch_size]
+                samples = ray.get(
+                    self.actor.generate.remote(
+                        [ids for _, ids in batch],
+                        n=1,
+                        temperature=temperature,
+                        top_p=top_p,
+                        max_tokens=max_tokens,
+                        json_schema=json_schema,
+                    )
+                )
                 for (index, _), out in zip(batch, samples):
                     self.stats.add(succeeded=1)
                     yield index, ChatResult(text=out[0].text)

@@ -23,7 +23,6 @@ def retry_after(err) -> float | None:
     return None
 
 
-
 class OpenAIChat:
     """An OpenAI-compatible chat endpoint. The API key is read from the environment variable whose
     NAME is configured; it is passed to the client and never logged or written anywhere.
@@ -32,8 +31,19 @@ class OpenAIChat:
     (honouring Retry-After), up to `max_retries` times; 401/403/404 stop the build with a
     ConfigError (wrong key, URL or model); other 4xx fail that request only."""
 
-    def __init__(self, label: str, base_url: str, model: str, api_key_env: str | None, *, timeout_s: float,
-                 max_retries: int, concurrency: int, backoff_s: float = 1.0, max_backoff_s: float = 30.0):
+    def __init__(
+        self,
+        label: str,
+        base_url: str,
+        model: str,
+        api_key_env: str | None,
+        *,
+        timeout_s: float,
+        max_retries: int,
+        concurrency: int,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+    ):
         import openai
 
         if not base_url:
@@ -60,8 +70,12 @@ class OpenAIChat:
     def complete(self, request: ChatRequest) -> ChatResult:
         self.stats.add(calls=1)
         try:
-            result = with_retries(lambda: self._attempt(request), retries=self.max_retries, backoff=self.backoff,
-                                  on_retry=lambda _: self.stats.add(retries=1))
+            result = with_retries(
+                lambda: self._attempt(request),
+                retries=self.max_retries,
+                backoff=self.backoff,
+                on_retry=lambda _: self.stats.add(retries=1),
+            )
         except GaveUp as err:
             self.stats.add(failed=1)
             return ChatResult(error=str(err))
@@ -74,11 +88,18 @@ class OpenAIChat:
         extra = {"response_format": {"type": "json_object"}} if request.json_mode else {}
         try:
             reply = self.client.chat.completions.create(
-                model=self.model, messages=list(request.messages), temperature=request.temperature,
-                top_p=request.top_p, max_tokens=request.max_tokens, **extra)
+                model=self.model,
+                messages=list(request.messages),
+                temperature=request.temperature,
+                top_p=request.top_p,
+                max_tokens=request.max_tokens,
+                **extra,
+            )
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
-            raise ConfigError(f"{self.label}: {self.base_url} refused the request with HTTP {err.status_code} "
-                              f"(check base_url, model={self.model!r} and the API key variable)") from None
+            raise ConfigError(
+                f"{self.label}: {self.base_url} refused the request with HTTP {err.status_code} "
+                f"(check base_url, model={self.model!r} and the API key variable)"
+            ) from None
         except openai.RateLimitError as err:
             self.stats.add(rate_limited=1)
             raise Transient("rate limited (429)", retry_after(err)) from None

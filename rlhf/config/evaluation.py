@@ -22,14 +22,17 @@ class EvalSpeechesConfig(SpeechSourceConfig):
 class EvalReferenceConfig(EndpointConfig):
     """What the policy is compared against."""
 
-    source: ReferenceSource = opt(ReferenceSource.model, "model (a local checkpoint) | endpoint (OpenAI-compatible) | "
-                                                       "stored (a file of responses)")
+    source: ReferenceSource = opt(
+        ReferenceSource.model,
+        "model (a local checkpoint) | endpoint (OpenAI-compatible) | stored (a file of responses)",
+    )
     path: Optional[str] = opt(None, "model: checkpoint directory (null = the run's SFT checkpoint); stored: the file")
     temperature: float = opt(0.0, "endpoint: sampling temperature")
     format: SpeechFormat = opt(SpeechFormat.auto, "stored: auto | csv | jsonl | parquet")
-    columns: SpeechColumns = opt(help="stored: the speech columns that match responses to speeches (by id if "
-                                      "mapped, else by text)",
-                                 factory=lambda: SpeechColumns(text="question", title=None, id=None, topic=None))
+    columns: SpeechColumns = opt(
+        help="stored: the speech columns that match responses to speeches (by id if mapped, else by text)",
+        factory=lambda: SpeechColumns(text="question", title=None, id=None, topic=None),
+    )
     response_column: str = opt("response", "stored: the column holding the reference response")
 
 
@@ -37,8 +40,10 @@ class EvalReferenceConfig(EndpointConfig):
 class EvalJudgeConfig(JudgeConfig):
     """Who decides which answer is better."""
 
-    backend: JudgeBackend = opt(JudgeBackend.reward, "reward (the reward model) | openai (e.g. GPT-4o) | local (a "
-                                                  "model directory on a generator actor)")
+    backend: JudgeBackend = opt(
+        JudgeBackend.reward,
+        "reward (the reward model) | openai (e.g. GPT-4o) | local (a model directory on a generator actor)",
+    )
     prompt: Optional[str] = opt(None, "pairwise prompt file (null = rlhf/eval/pairwise_prompt_v1.md)")
     max_tokens: int = opt(160, "room for the JSON answer")
     absolute: bool = opt(True, "also rate every answer 1-5 on each principle (the preference builder's judge)")
@@ -52,8 +57,9 @@ class EvalSafetyConfig:
     enabled: bool = opt(True, "run the probes in stage=eval and with every dev evaluation of the rounds")
     gate: bool = opt(False, "a round whose probes regressed against the starting policy cannot be the best")
     probes: Optional[str] = opt(None, "probe file (JSON Lines; null = rlhf/safety/probes_v1.jsonl)")
-    judge: SafetyJudgeChoice = opt(SafetyJudgeChoice.auto, "auto (eval.judge when it is an LLM, else rules only) | "
-                                                           "rules")
+    judge: SafetyJudgeChoice = opt(
+        SafetyJudgeChoice.auto, "auto (eval.judge when it is an LLM, else rules only) | rules"
+    )
     max_tokens: Optional[int] = opt(None, "answer cap for probe answers (null = model.max_response_len)")
     judge_max_tokens: int = opt(400, "room for the judge's per-criterion JSON answer")
 
@@ -62,12 +68,15 @@ class EvalSafetyConfig:
 class EvalConfig:
     """stage=eval, and the dev-split evaluation of the online rounds (docs/evaluation.md)."""
 
-    run: Optional[str] = opt(None, "a run directory to evaluate: every policy_round_NNN, its sft as reference, its "
-                                   "reward_model as judge")
+    run: Optional[str] = opt(
+        None, "a run directory to evaluate: every policy_round_NNN, its sft as reference, its reward_model as judge"
+    )
     policies: List[str] = opt(help="extra policy checkpoint directories to evaluate", factory=list)
     speeches: EvalSpeechesConfig = opt(help="the evaluation speeches", factory=EvalSpeechesConfig)
-    preference_path: Optional[str] = opt(None, "preference test split (Parquet) for the reward-model metrics (null = "
-                                               "counsel-chat's held-out upvote pairs)")
+    preference_path: Optional[str] = opt(
+        None,
+        "preference test split (Parquet) for the reward-model metrics (null = counsel-chat's held-out upvote pairs)",
+    )
     reference: EvalReferenceConfig = opt(help="what the policy is compared against", factory=EvalReferenceConfig)
     judge: EvalJudgeConfig = opt(help="who decides which answer is better", factory=EvalJudgeConfig)
     temperature: float = opt(0.0, "sampling temperature of the evaluated answers (0 = greedy)")
@@ -75,8 +84,9 @@ class EvalConfig:
     length_constrained: bool = opt(True, "also evaluate with a length instruction and token cap (as the paper)")
     length_max_tokens: int = opt(32, "token cap of a length-constrained answer")
     length_words: int = opt(25, "N in the length instruction")
-    length_instruction: str = opt("Please answer in at most {words} words.", "added after the speech; {words} = "
-                                                                              "length_words")
+    length_instruction: str = opt(
+        "Please answer in at most {words} words.", "added after the speech; {words} = length_words"
+    )
     bootstrap_samples: int = opt(1000, "resamples for the bootstrap intervals")
     confidence: float = opt(0.95, "interval coverage")
     ece_bins: int = opt(10, "equal-width bins of the reward model's ECE")

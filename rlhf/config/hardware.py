@@ -38,16 +38,21 @@ class GgufSource:
 @dataclass
 class ModelConfig:
     name: str = opt("tiny", "the preset (conf/model): tiny | small | smollm2 | hf | llama3_3b | llama3_8b")
-    path: Optional[str] = opt(REQUIRED, "a local HF model directory or hub name; null = build the tiny model (or "
-                                        "convert model.gguf). Required: every model preset sets it")
+    path: Optional[str] = opt(
+        REQUIRED,
+        "a local HF model directory or hub name; null = build the tiny model (or "
+        "convert model.gguf). Required: every model preset sets it",
+    )
     gguf: Optional[GgufSource] = opt(None, "a packaged GGUF to convert once into an HF checkpoint (model=smollm2)")
-    cache_dir: str = opt(".cache/models", "where converted models go (relative: from the checkout, else the "
-                                          "current directory)")
+    cache_dir: str = opt(
+        ".cache/models", "where converted models go (relative: from the checkout, else the current directory)"
+    )
     trust_remote_code: bool = opt(False, "run code shipped with the model (only if you trust it)")
     max_prompt_len: int = opt(192, "tokens; longer speeches are cut")
     max_response_len: int = opt(64, "tokens generated per response (and the training cut for answers)")
-    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (saves memory, costs "
-                                              "~1/3 more compute)")
+    gradient_checkpointing: bool = opt(
+        False, "recompute activations in the backward pass (saves memory, costs ~1/3 more compute)"
+    )
     tiny: TinyModelConfig = opt(help="the built model's shape", factory=TinyModelConfig)
 
 
@@ -75,8 +80,9 @@ class TrainerLayout:
     cpus_per_rank: float = opt(0.5, "Ray CPUs per rank")
     gpus_per_rank: float = opt(0.0, "share of a GPU per rank (0 on CPU)")
     threads: int = opt(1, "torch threads per rank")
-    resources: Dict[str, float] = opt(help="extra Ray resources per rank (e.g. {node_a: 1} to pin to labelled "
-                                           "nodes)", factory=dict)
+    resources: Dict[str, float] = opt(
+        help="extra Ray resources per rank (e.g. {node_a: 1} to pin to labelled nodes)", factory=dict
+    )
 
 
 @dataclass
@@ -105,16 +111,19 @@ class ClusterConfig:
     """How many trainer ranks, vLLM engines and reward actors, and where they go (conf/cluster)."""
 
     name: str = opt("local_cpu", "this layout's name (shown in errors and the run summary)")
-    address: Optional[str] = opt(None, "Ray address of a running cluster (auto, HEAD_IP:6379, ray://...); null = "
-                                       "start Ray on this machine")
+    address: Optional[str] = opt(
+        None, "Ray address of a running cluster (auto, HEAD_IP:6379, ray://...); null = start Ray on this machine"
+    )
     num_cpus: Optional[int] = opt(2, "CPUs of a locally started Ray (null = all)")
     placement_strategy: PlacementStrategy = opt(PlacementStrategy.PACK, "Ray placement per worker group")
     nodes: int = opt(1, "machines in the Ray cluster")
     gpus_per_node: int = opt(0, "GPUs on each machine")
-    cpus_per_node: Optional[int] = opt(None, "CPUs on each machine, checked against the cpus_per_* fields "
-                                             "(null = unchecked)")
-    colocate: bool = opt(False, "GPU only: trainer ranks, vLLM workers and reward actors share GPUs; vLLM sleeps "
-                                "while trainers step")
+    cpus_per_node: Optional[int] = opt(
+        None, "CPUs on each machine, checked against the cpus_per_* fields (null = unchecked)"
+    )
+    colocate: bool = opt(
+        False, "GPU only: trainer ranks, vLLM workers and reward actors share GPUs; vLLM sleeps while trainers step"
+    )
     trainer: TrainerLayout = opt(help="the ZeRO-3 trainer group", factory=TrainerLayout)
     generator: GeneratorLayout = opt(help="the vLLM generator group", factory=GeneratorLayout)
     reward: RewardLayout = opt(help="the reward scorer group (reward.source=local)", factory=RewardLayout)

@@ -61,8 +61,9 @@ def load_config(cfg: DictConfig) -> RunConfig:
     body = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]) if "hydra" in cfg else cfg
     missing = sorted(OmegaConf.missing_keys(body))
     if missing:
-        raise ConfigError(f"missing required value(s): {', '.join(missing)} (set them on the command line, "
-                          f"e.g. {missing[0]}=...)")
+        raise ConfigError(
+            f"missing required value(s): {', '.join(missing)} (set them on the command line, e.g. {missing[0]}=...)"
+        )
     try:
         run = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), body))
     except OmegaConfBaseException as err:
@@ -95,6 +96,8 @@ def run_errors(run: RunConfig) -> list[str]:
     if run.stage == Stage.offline_dpo and not run.data.preference_path:
         errors.append("stage=offline_dpo needs data.preference_path (Parquet in the PsychoCounsel-Preference schema)")
     if run.stage in (Stage.reward, Stage.online_dpo, Stage.offline_dpo) and run.model.path is None:
-        errors.append(f"stage={run.stage} starts from an existing policy: set model.path "
-                      "(e.g. a run's sft/ directory), or use stage=recipe")
+        errors.append(
+            f"stage={run.stage} starts from an existing policy: set model.path "
+            "(e.g. a run's sft/ directory), or use stage=recipe"
+        )
     return errors

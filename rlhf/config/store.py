@@ -14,9 +14,11 @@ from enum import Enum
 from rlhf.config.schema import RunConfig
 
 SCHEMA = "rlhf_schema"
-HEADER = ("python -m rlhf.launch (or rlhf-launch): PsychoCounsel-style RLHF on Ray.\n"
-          "Usage: rlhf-launch [group=option ...] [key=value ...]    e.g. rlhf-launch model=smollm2 online.rounds=2\n"
-          "--cfg job prints the composed config; README.md and docs/ explain the stages.")
+HEADER = (
+    "python -m rlhf.launch (or rlhf-launch): PsychoCounsel-style RLHF on Ray.\n"
+    "Usage: rlhf-launch [group=option ...] [key=value ...]    e.g. rlhf-launch model=smollm2 online.rounds=2\n"
+    "--cfg job prints the composed config; README.md and docs/ explain the stages."
+)
 
 
 def type_name(annotation) -> str:
@@ -70,8 +72,10 @@ def field_lines(cls=RunConfig, prefix: str = "") -> list[str]:
 
 def help_template() -> str:
     fields = "\n".join(field_lines()).replace("$", "$$")  # string.Template would read a lone $
-    return ("${hydra.help.header}\n\n== Config groups (group=option) ==\n$APP_CONFIG_GROUPS\n\n"
-            f"== Fields: key (type) = default: help ==\n{fields}\n\n${{hydra.help.footer}}\n")
+    return (
+        "${hydra.help.header}\n\n== Config groups (group=option) ==\n$APP_CONFIG_GROUPS\n\n"
+        f"== Fields: key (type) = default: help ==\n{fields}\n\n${{hydra.help.footer}}\n"
+    )
 
 
 def register() -> None:
@@ -80,6 +84,13 @@ def register() -> None:
 
     store = ConfigStore.instance()
     store.store(name=SCHEMA, node=RunConfig)
-    store.store(group="hydra/help", name="rlhf", node={
-        "app_name": "rlhf-launch", "header": HEADER, "template": help_template(),
-        "footer": "Hydra's own flags: --hydra-help. Every field is checked before any actor starts."})
+    store.store(
+        group="hydra/help",
+        name="rlhf",
+        node={
+            "app_name": "rlhf-launch",
+            "header": HEADER,
+            "template": help_template(),
+            "footer": "Hydra's own flags: --hydra-help. Every field is checked before any actor starts.",
+        },
+    )

@@ -63,19 +63,26 @@ def read_questions(path: str | Path, split: str) -> list[Question]:
             reader = csv.DictReader(handle, strict=True)
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise DataError(str(path), f"missing column(s) {missing}", line=1,
-                                hint=f"expected columns {list(REQUIRED_COLUMNS)}")
+                raise DataError(
+                    str(path), f"missing column(s) {missing}", line=1, hint=f"expected columns {list(REQUIRED_COLUMNS)}"
+                )
             for row in reader:
                 if None in row or any(value is None for value in row.values()):
-                    raise DataError(str(path), "broken row: wrong number of fields", line=line + 1,
-                                    hint="check quoting and the number of commas")
+                    raise DataError(
+                        str(path),
+                        "broken row: wrong number of fields",
+                        line=line + 1,
+                        hint="check quoting and the number of commas",
+                    )
                 line = reader.line_num
                 if row["split"] != split:
                     continue
                 try:
                     upvotes = int(row["upvotes"] or 0)
                 except ValueError:
-                    raise DataError(str(path), f"upvotes is not a whole number: {row['upvotes']!r}", line=line)
+                    raise DataError(
+                        str(path), f"upvotes is not a whole number: {row['upvotes']!r}", line=line
+                    ) from None
                 qid = row["questionID"]
                 if qid not in questions:
                     text = speech_text(row["questionTitle"] or "", row["questionText"] or "")
@@ -88,8 +95,9 @@ def read_questions(path: str | Path, split: str) -> list[Question]:
     except UnicodeDecodeError:
         raise not_utf8_error(path) from None
     except csv.Error as err:
-        raise DataError(str(path), f"broken CSV ({err})", line=line + 1,
-                        hint=f"fields are limited to {MAX_FIELD_BYTES >> 20} MiB") from None
+        raise DataError(
+            str(path), f"broken CSV ({err})", line=line + 1, hint=f"fields are limited to {MAX_FIELD_BYTES >> 20} MiB"
+        ) from None
     if not questions:
         raise DataError(str(path), f"no rows with split == {split!r}")
     return list(questions.values())

@@ -31,5 +31,5 @@ class PreferencePair:
     rejected: str
     chosen_score: float = 0.0
     rejected_score: float = 0.0
-    chosen_index: int = -1    # online rounds: position among all the round's samples (-1 elsewhere)
+    chosen_index: int = -1  # online rounds: position among all the round's samples (-1 elsewhere)
     rejected_index: int = -1

@@ -14,5 +14,5 @@ def round_indices(total: int, round_index: int, per_round: int, seed: int) -> li
         epoch, offset = divmod(start + len(out), total)
         order = list(range(total))
         random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        out += order[offset: offset + per_round - len(out)]
+        out += order[offset : offset + per_round - len(out)]
     return out

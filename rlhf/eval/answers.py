@@ -23,8 +23,10 @@ def local_answers(run, model_dir: str, jobs: dict[str, tuple[list, Variant]]) ->
     longest = max(v.max_tokens for _, v in jobs.values())
     model = LocalModel(run, model_dir, run.model.max_prompt_len + longest + 64)
     try:
-        return {name: model.respond(encoder, speeches, v, run.eval.temperature, run.seed)
-                for name, (speeches, v) in jobs.items()}
+        return {
+            name: model.respond(encoder, speeches, v, run.eval.temperature, run.seed)
+            for name, (speeches, v) in jobs.items()
+        }
     finally:
         model.shutdown()
 
@@ -39,8 +41,11 @@ def reference_answers(ctx: RunContext, jobs: dict[str, tuple[list, Variant]]) ->
         variants_ = {name: job for name, job in jobs.items() if name != SAFETY}
         speeches = next(iter(variants_.values()))[0]
         responses, errors = stored_responses(path, speeches, ref.columns, ref.response_column, ref.format)
-        return ({name: responses for name in variants_}, {name: errors for name in variants_},
-                f"stored responses from `{ref.path}` (the same for both variants)")
+        return (
+            {name: responses for name in variants_},
+            {name: errors for name in variants_},
+            f"stored responses from `{ref.path}` (the same for both variants)",
+        )
     if ref.source == ReferenceSource.endpoint:
         from rlhf.chat.backends import openai_chat
 
@@ -62,8 +67,12 @@ def safety_results(check, ref_answers: dict, answers: dict, policies) -> dict:
     from rlhf.eval.safety import brief
 
     reference = check.evaluate("reference", ref_answers[SAFETY].texts) if SAFETY in ref_answers else None
-    out = {**check.describe(), "gate": check.cfg.gate,
-           "reference": brief("reference", reference) if reference else None, "policies": []}
+    out = {
+        **check.describe(),
+        "gate": check.cfg.gate,
+        "reference": brief("reference", reference) if reference else None,
+        "policies": [],
+    }
     for name, _, _ in policies:
         result = check.evaluate(name, answers[name][SAFETY].texts)
         out["policies"].append(brief(name, result, check.compare(result, reference) if reference else None))
@@ -81,5 +90,8 @@ def reference_model(ctx: RunContext) -> str:
     for path in filter(None, candidates):
         if (Path(resolve_path(path)) / "config.json").is_file():
             return str(resolve_path(path))
-    raise DataError(str(ref.path or ctx.checkpoints / "sft"), "no reference model",
-                    hint="set eval.reference.path (a checkpoint), eval.run (its sft), or another eval.reference.source")
+    raise DataError(
+        str(ref.path or ctx.checkpoints / "sft"),
+        "no reference model",
+        hint="set eval.reference.path (a checkpoint), eval.run (its sft), or another eval.reference.source",
+    )

@@ -35,10 +35,14 @@ def validate_eval(run: RunConfig) -> list[str]:
     errors += not_one_of("eval.safety.judge", ev.safety.judge, SafetyJudgeChoice)
     if run.stage == Stage.eval:
         if not (run.model.path or ev.policies or ev.run):
-            errors.append("stage=eval needs a policy: eval.run (a run directory: every round's policy), "
-                          "eval.policies (checkpoint directories) or model.path")
-        for label, section, remote in (("eval.reference", ref, ref.source == ReferenceSource.endpoint),
-                                       ("eval.judge", judge, judge.backend == JudgeBackend.openai)):
+            errors.append(
+                "stage=eval needs a policy: eval.run (a run directory: every round's policy), "
+                "eval.policies (checkpoint directories) or model.path"
+            )
+        for label, section, remote in (
+            ("eval.reference", ref, ref.source == ReferenceSource.endpoint),
+            ("eval.judge", judge, judge.backend == JudgeBackend.openai),
+        ):
             if remote and section.api_key_env and not os.environ.get(section.api_key_env):
                 errors.append(f"{label}.api_key_env: environment variable {section.api_key_env} is not set")
     return errors

@@ -17,9 +17,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from rlhf.prefs.judge import PRINCIPLES  # noqa: E402
 
-PRINCIPLE_NAMES = {"empathy": "Empathy", "relevance": "Personalization / relevance", "clarity": "Clarity",
-                   "safety": "Avoidance of harm", "exploration": "Self-exploration", "autonomy": "Autonomy",
-                   "staging": "Stages of change"}
+PRINCIPLE_NAMES = {
+    "empathy": "Empathy",
+    "relevance": "Personalization / relevance",
+    "clarity": "Clarity",
+    "safety": "Avoidance of harm",
+    "exploration": "Self-exploration",
+    "autonomy": "Autonomy",
+    "staging": "Stages of change",
+}
 
 
 def _errorbar(ax, xs, means, los, his, **kw):
@@ -40,25 +46,47 @@ def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict 
     if dev_rounds:
         xs = [r["round"] for r in dev_rounds]
         fig, ax = plt.subplots(figsize=(6.4, 4))
-        _errorbar(ax, xs, [r["dev_win_rate"] for r in dev_rounds], [r["dev_win_rate_lo"] for r in dev_rounds],
-                  [r["dev_win_rate_hi"] for r in dev_rounds], label="policy vs starting policy")
+        _errorbar(
+            ax,
+            xs,
+            [r["dev_win_rate"] for r in dev_rounds],
+            [r["dev_win_rate_lo"] for r in dev_rounds],
+            [r["dev_win_rate_hi"] for r in dev_rounds],
+            label="policy vs starting policy",
+        )
         ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50%)")
-        ax.set(xlabel="online round", ylabel="win rate on dev split (ties half)", ylim=(0, 1), xticks=xs,
-               title="Dev win rate by reward model, 95% bootstrap interval")
+        ax.set(
+            xlabel="online round",
+            ylabel="win rate on dev split (ties half)",
+            ylim=(0, 1),
+            xticks=xs,
+            title="Dev win rate by reward model, 95% bootstrap interval",
+        )
         ax.legend(loc="lower right", fontsize=8)
         figures["winrate_per_round"] = _save(fig, out / "winrate_per_round.png")
 
         fig, ax = plt.subplots(figsize=(6.4, 4))
-        _errorbar(ax, xs, [r["dev_reward_mean"] for r in dev_rounds], [r["dev_reward_lo"] for r in dev_rounds],
-                  [r["dev_reward_hi"] for r in dev_rounds], label="dev answers (greedy)")
+        _errorbar(
+            ax,
+            xs,
+            [r["dev_reward_mean"] for r in dev_rounds],
+            [r["dev_reward_lo"] for r in dev_rounds],
+            [r["dev_reward_hi"] for r in dev_rounds],
+            label="dev answers (greedy)",
+        )
         if reference and reference.get("reward", {}).get("n"):
             ref = reference["reward"]
             ax.axhspan(ref["lo"], ref["hi"], color="grey", alpha=0.2)
             ax.axhline(ref["mean"], color="grey", linestyle="--", linewidth=1, label="starting policy, dev")
         train = [r for r in rounds if "reward_mean" in r]
         if train:
-            ax.plot([r["round"] for r in train], [r["reward_mean"] for r in train], marker="s", linestyle=":",
-                    label="round's sampled responses (before update)")
+            ax.plot(
+                [r["round"] for r in train],
+                [r["reward_mean"] for r in train],
+                marker="s",
+                linestyle=":",
+                label="round's sampled responses (before update)",
+            )
         ax.set(xlabel="online round", ylabel="reward", xticks=xs, title="Mean reward per round, 95% interval")
         ax.legend(fontsize=8)
         figures["reward_per_round"] = _save(fig, out / "reward_per_round.png")
@@ -68,17 +96,35 @@ def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict 
         fig, ax = plt.subplots(figsize=(6.4, 4))
         sampled = [r for r in lengths if "mean_response_tokens" in r]
         if sampled:
-            ax.plot([r["round"] for r in sampled], [r["mean_response_tokens"] for r in sampled], marker="s",
-                    linestyle=":", label="round's sampled responses")
+            ax.plot(
+                [r["round"] for r in sampled],
+                [r["mean_response_tokens"] for r in sampled],
+                marker="s",
+                linestyle=":",
+                label="round's sampled responses",
+            )
         dev = [r for r in lengths if "dev_response_tokens" in r]
         if dev:
-            ax.plot([r["round"] for r in dev], [r["dev_response_tokens"] for r in dev], marker="o",
-                    label="dev answers (greedy)")
+            ax.plot(
+                [r["round"] for r in dev],
+                [r["dev_response_tokens"] for r in dev],
+                marker="o",
+                label="dev answers (greedy)",
+            )
         if reference and reference.get("response_tokens", {}).get("n"):
-            ax.axhline(reference["response_tokens"]["mean"], color="grey", linestyle="--", linewidth=1,
-                       label="starting policy, dev")
-        ax.set(xlabel="online round", ylabel="mean response length (tokens)", xticks=[r["round"] for r in lengths],
-               title="Response length per round")
+            ax.axhline(
+                reference["response_tokens"]["mean"],
+                color="grey",
+                linestyle="--",
+                linewidth=1,
+                label="starting policy, dev",
+            )
+        ax.set(
+            xlabel="online round",
+            ylabel="mean response length (tokens)",
+            xticks=[r["round"] for r in lengths],
+            title="Response length per round",
+        )
         ax.legend(fontsize=8)
         figures["length_per_round"] = _save(fig, out / "length_per_round.png")
     return figures
@@ -96,8 +142,15 @@ def plot_policies(policies: list[dict], out: Path) -> dict:
         xs = [i + offset for i, e in enumerate(ests) if e and e.get("n")]
         ests = [e for e in ests if e and e.get("n")]
         if ests:
-            _errorbar(ax, xs, [e["mean"] for e in ests], [e["lo"] for e in ests], [e["hi"] for e in ests],
-                      linestyle="none", label=variant.replace("_", " "))
+            _errorbar(
+                ax,
+                xs,
+                [e["mean"] for e in ests],
+                [e["lo"] for e in ests],
+                [e["hi"] for e in ests],
+                linestyle="none",
+                label=variant.replace("_", " "),
+            )
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.set(ylabel="win rate vs reference (ties half)", ylim=(0, 1), title="Win rate per policy, 95% interval")
@@ -113,11 +166,18 @@ def plot_policies(policies: list[dict], out: Path) -> dict:
             means = [per[k]["mean"] if per[k]["n"] else math.nan for k in PRINCIPLES]
             lo = [m - per[k]["lo"] if per[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)]
             hi = [per[k]["hi"] - m if per[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)]
-            ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(PRINCIPLES))], means, width, yerr=[lo, hi],
-                   capsize=2, label=p["name"])
+            ax.bar(
+                [j + i * width - 0.4 + width / 2 for j in range(len(PRINCIPLES))],
+                means,
+                width,
+                yerr=[lo, hi],
+                capsize=2,
+                label=p["name"],
+            )
         ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-        ax.set_xticks(range(len(PRINCIPLES)), [PRINCIPLE_NAMES[k] for k in PRINCIPLES], rotation=20, ha="right",
-                      fontsize=8)
+        ax.set_xticks(
+            range(len(PRINCIPLES)), [PRINCIPLE_NAMES[k] for k in PRINCIPLES], rotation=20, ha="right", fontsize=8
+        )
         ax.set(ylabel="win rate vs reference", ylim=(0, 1), title="Per-principle win rate (no length constraint)")
         ax.legend(fontsize=7)
         figures["principles"] = _save(fig, out / "principles.png")
@@ -133,9 +193,17 @@ def plot_absolute(models: dict, out: Path) -> dict:
     width = 0.8 / len(rated)
     for i, (name, a) in enumerate(rated.items()):
         means = [a[k]["mean"] if a[k]["n"] else math.nan for k in PRINCIPLES]
-        ax.bar([j + i * width - 0.4 + width / 2 for j in range(len(PRINCIPLES))], means, width, label=name,
-               yerr=[[m - a[k]["lo"] if a[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)],
-                     [a[k]["hi"] - m if a[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)]], capsize=2)
+        ax.bar(
+            [j + i * width - 0.4 + width / 2 for j in range(len(PRINCIPLES))],
+            means,
+            width,
+            label=name,
+            yerr=[
+                [m - a[k]["lo"] if a[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)],
+                [a[k]["hi"] - m if a[k]["n"] else 0 for m, k in zip(means, PRINCIPLES)],
+            ],
+            capsize=2,
+        )
     ax.set_xticks(range(len(PRINCIPLES)), [PRINCIPLE_NAMES[k] for k in PRINCIPLES], rotation=20, ha="right", fontsize=8)
     ax.set(ylabel="mean rating (1-5)", ylim=(1, 5), title="Absolute ratings per principle, 95% interval")
     ax.legend(fontsize=7)

@@ -63,8 +63,17 @@ def generate_on(actors, prompts: list[list[int]], *, max_tokens: int, temperatur
     if not prompts:
         return Responses([], [])
     size = -(-len(prompts) // len(actors))
-    refs = [actor.generate.remote(prompts[i * size:(i + 1) * size], n=1, temperature=temperature, top_p=1.0,
-                                  max_tokens=max_tokens, seed=seed + i) for i, actor in enumerate(actors)]
+    refs = [
+        actor.generate.remote(
+            prompts[i * size : (i + 1) * size],
+            n=1,
+            temperature=temperature,
+            top_p=1.0,
+            max_tokens=max_tokens,
+            seed=seed + i,
+        )
+        for i, actor in enumerate(actors)
+    ]
     samples = [chunk[0] for part in ray.get(refs) for chunk in part]
     return Responses([s.text for s in samples], [len(s.token_ids) for s in samples])
 
@@ -80,21 +89,31 @@ class LocalModel:
         started(self.group, f"a vLLM engine for {model_dir}")
 
     def respond(self, encoder, speeches: list[Speech], variant: Variant, temperature: float, seed: int) -> Responses:
-        return generate_on(self.group.actors, local_prompts(encoder, speeches, variant),
-                           max_tokens=variant.max_tokens, temperature=temperature, seed=seed)
+        return generate_on(
+            self.group.actors,
+            local_prompts(encoder, speeches, variant),
+            max_tokens=variant.max_tokens,
+            temperature=temperature,
+            seed=seed,
+        )
 
     def shutdown(self) -> None:
         self.group.shutdown()
 
 
-def endpoint_responses(chat, system_prompt: str, speeches: list[Speech], variant: Variant, temperature: float
-                       ) -> tuple[Responses, list[str]]:
+def endpoint_responses(
+    chat, system_prompt: str, speeches: list[Speech], variant: Variant, temperature: float
+) -> tuple[Responses, list[str]]:
     """Responses from an OpenAI-compatible endpoint (rlhf.chat.openai_chat.OpenAIChat); a failed call
     leaves an empty text and its reason (the pair is then unscored)."""
     from rlhf.chat.api import ChatRequest
 
-    requests = [ChatRequest(tuple(chat_messages(system_prompt, variant.user_turn(s.text))), temperature, 1.0,
-                            variant.max_tokens) for s in speeches]
+    requests = [
+        ChatRequest(
+            tuple(chat_messages(system_prompt, variant.user_turn(s.text))), temperature, 1.0, variant.max_tokens
+        )
+        for s in speeches
+    ]
     texts, errors = [""] * len(speeches), [""] * len(speeches)
     for index, result in chat.complete_many(requests):
         texts[index] = result.text or ""
@@ -102,8 +121,9 @@ def endpoint_responses(chat, system_prompt: str, speeches: list[Speech], variant
     return Responses(texts, [len(t.split()) for t in texts], "words"), errors
 
 
-def stored_responses(path: Path, speeches: list[Speech], columns, response_column: str, fmt: str = "auto"
-                     ) -> tuple[Responses, list[str]]:
+def stored_responses(
+    path: Path, speeches: list[Speech], columns, response_column: str, fmt: str = "auto"
+) -> tuple[Responses, list[str]]:
     """Reference responses from a CSV/JSONL/Parquet file, matched to the speeches by id (when the
     file maps an id column) or by the speech text (whitespace and case ignored)."""
     from dataclasses import replace
@@ -123,6 +143,9 @@ def stored_responses(path: Path, speeches: list[Speech], columns, response_colum
         texts.append(text or "")
         errors.append("" if text else "no stored reference response for this speech")
     if not any(texts):
-        raise DataError(str(path), "no stored reference response matches any evaluated speech",
-                        hint="eval.reference.columns.id / .text must match the speeches' ids or texts")
+        raise DataError(
+            str(path),
+            "no stored reference response matches any evaluated speech",
+            hint="eval.reference.columns.id / .text must match the speeches' ids or texts",
+        )
     return Responses(texts, [len(t.split()) for t in texts], "words"), errors

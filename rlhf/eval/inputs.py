@@ -22,11 +22,17 @@ def policy_list(run) -> list[tuple[str, str, int | None]]:
     ev, out = run.eval, []
     if ev.run:
         checkpoints = Path(resolve_path(ev.run)) / "checkpoints"
-        rounds = sorted((int(m.group(1)), p) for p in checkpoints.glob("policy_round_*")
-                        if (m := ROUND_DIR.search(p.name)) and (p / "config.json").is_file())
+        rounds = sorted(
+            (int(m.group(1)), p)
+            for p in checkpoints.glob("policy_round_*")
+            if (m := ROUND_DIR.search(p.name)) and (p / "config.json").is_file()
+        )
         if not rounds and not ev.policies:
-            raise DataError(str(checkpoints), "no policy_round_NNN checkpoints in this run directory",
-                            hint="eval.run takes the run_dir of a run with online rounds; or set eval.policies")
+            raise DataError(
+                str(checkpoints),
+                "no policy_round_NNN checkpoints in this run directory",
+                hint="eval.run takes the run_dir of a run with online rounds; or set eval.policies",
+            )
         out += [(p.name, str(p), number) for number, p in rounds]
     for path in ev.policies:
         p = Path(resolve_path(path))
@@ -72,14 +78,16 @@ def variants(run) -> list[Variant]:
     ev = run.eval
     out = [Variant("unconstrained", ev.max_tokens or run.model.max_response_len)]
     if ev.length_constrained:
-        out.append(Variant("length_constrained", ev.length_max_tokens, ev.length_instruction.format(words=ev.length_words)))
+        out.append(
+            Variant("length_constrained", ev.length_max_tokens, ev.length_instruction.format(words=ev.length_words))
+        )
     return out
 
 
 def describe_variant(v: Variant) -> str:
     if not v.instruction:
         return f"answers capped at {v.max_tokens} tokens"
-    return f"instruction \"{v.instruction}\" added after the speech, answers capped at {v.max_tokens} tokens"
+    return f'instruction "{v.instruction}" added after the speech, answers capped at {v.max_tokens} tokens'
 
 
 def words(texts: list[str]) -> list[int]:

@@ -27,8 +27,14 @@ def absolute_ratings(backend, prompt, judge_cfg, speeches, texts, valid, bootstr
     """1-5 per principle for one model's answers (the preference builder's judge), mean and interval."""
     from rlhf.prefs.judge import Judge, Verdict
 
-    judge = Judge(backend, prompt, max_attempts=judge_cfg.max_attempts, temperature=judge_cfg.temperature,
-                  max_tokens=96, json_mode=judge_cfg.json_mode)
+    judge = Judge(
+        backend,
+        prompt,
+        max_attempts=judge_cfg.max_attempts,
+        temperature=judge_cfg.temperature,
+        max_tokens=96,
+        json_mode=judge_cfg.json_mode,
+    )
     items = [(s.text, t) for s, t, ok in zip(speeches, texts, valid) if ok]
     ratings = []
     for _, verdict in judge.judge_many(items):
@@ -46,12 +52,15 @@ def rm_metrics(ctx: RunContext, scorer) -> dict | None:
         pairs, source = read_preference_parquet(resolve_path(run.eval.preference_path)), f"`{run.eval.preference_path}`"
     else:
         pairs, _ = training_pairs(run, ctx.train_questions, ctx.val_questions, "val")
-        source = ("the held-out slice of `data.preference_path`" if run.data.preference_path
-                  else "counsel-chat's held-out questions (answer with more upvotes = chosen; a weak, noisy label)")
+        source = (
+            "the held-out slice of `data.preference_path`"
+            if run.data.preference_path
+            else "counsel-chat's held-out questions (answer with more upvotes = chosen; a weak, noisy label)"
+        )
     if not pairs:
         return None
     items = [(p.speech.text, p.chosen) for p in pairs] + [(p.speech.text, p.rejected) for p in pairs]
     rewards = scorer.score(items)
-    metrics = reward_model_metrics(rewards[: len(pairs)], rewards[len(pairs):], run.eval.ece_bins)
+    metrics = reward_model_metrics(rewards[: len(pairs)], rewards[len(pairs) :], run.eval.ece_bins)
     metrics["source"] = source
     return metrics

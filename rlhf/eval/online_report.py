@@ -23,19 +23,40 @@ def finish_online(ctx: RunContext, dev_eval, outcome: dict | None = None, sample
     run, rounds = ctx.run, ctx.results["rounds"]
     gate = run.eval.safety.gate
     best = best_round(rounds, run.eval.dev_metric, gate) if dev_eval is not None else None
-    dev = None if dev_eval is None else {
-        "fraction": run.eval.dev_fraction, "every_rounds": run.eval.every_rounds, "metric": run.eval.dev_metric,
-        "reference": dev_eval.reference_summary(), "best": None}
+    dev = (
+        None
+        if dev_eval is None
+        else {
+            "fraction": run.eval.dev_fraction,
+            "every_rounds": run.eval.every_rounds,
+            "metric": run.eval.dev_metric,
+            "reference": dev_eval.reference_summary(),
+            "best": None,
+        }
+    )
     gated = [r["round"] for r in rounds if gate and r.get("safety_regressed")]
     if gated:
-        log.warning(f"safety gate: round(s) {', '.join(map(str, gated))} regressed on the safety probes against the "
-              "starting policy and cannot be the best checkpoint")
+        log.warning(
+            f"safety gate: round(s) {', '.join(map(str, gated))} regressed on the safety probes against the "
+            "starting policy and cannot be the best checkpoint"
+        )
     if best is not None:
-        dev["best"] = {"round": best["round"], "checkpoint": best.get("checkpoint"),
-                       "win_rate": {"mean": best["dev_win_rate"], "lo": best["dev_win_rate_lo"],
-                                    "hi": best["dev_win_rate_hi"], "n": best["dev_speeches"]},
-                       "reward": {"mean": best["dev_reward_mean"], "lo": best["dev_reward_lo"],
-                                  "hi": best["dev_reward_hi"], "n": best["dev_speeches"]}}
+        dev["best"] = {
+            "round": best["round"],
+            "checkpoint": best.get("checkpoint"),
+            "win_rate": {
+                "mean": best["dev_win_rate"],
+                "lo": best["dev_win_rate_lo"],
+                "hi": best["dev_win_rate_hi"],
+                "n": best["dev_speeches"],
+            },
+            "reward": {
+                "mean": best["dev_reward_mean"],
+                "lo": best["dev_reward_lo"],
+                "hi": best["dev_reward_hi"],
+                "n": best["dev_speeches"],
+            },
+        }
     results = {"judge": {"backend": "reward", "model": source_of(run).describe(ctx)}, "dev": dev}
     if outcome is not None:
         results["outcome"] = outcome
@@ -55,14 +76,29 @@ def online_safety(dev_eval, rounds: list[dict], best: dict | None, gated: list[i
     from rlhf.eval.safety import brief
 
     evaluated = [r for r in rounds if "safety_pass_rate" in r]
-    policies = [{"name": f"round {r['round']}", "round": r["round"], "judged": r["safety_judged"],
-                 "not_judged": r["safety_not_judged"],
-                 "pass_rate": {"mean": r["safety_pass_rate"], "lo": r["safety_pass_rate_lo"],
-                               "hi": r["safety_pass_rate_hi"]},
-                 "categories": {c: {"mean": v} for c, v in r["safety_categories"].items()},
-                 "regressed": r["safety_regressed"], "regressed_categories": r["safety_regressed_categories"]}
-                for r in evaluated]
-    return {**dev_eval.safety.describe(), "gate": dev_eval.safety.cfg.gate,
-            "reference": brief("start", dev_eval.safety_reference), "policies": policies,
-            "final_regressed": bool(policies and policies[-1]["regressed"]),
-            "best_round_regressed": bool(best and best.get("safety_regressed")), "gated_rounds": gated}
+    policies = [
+        {
+            "name": f"round {r['round']}",
+            "round": r["round"],
+            "judged": r["safety_judged"],
+            "not_judged": r["safety_not_judged"],
+            "pass_rate": {
+                "mean": r["safety_pass_rate"],
+                "lo": r["safety_pass_rate_lo"],
+                "hi": r["safety_pass_rate_hi"],
+            },
+            "categories": {c: {"mean": v} for c, v in r["safety_categories"].items()},
+            "regressed": r["safety_regressed"],
+            "regressed_categories": r["safety_regressed_categories"],
+        }
+        for r in evaluated
+    ]
+    return {
+        **dev_eval.safety.describe(),
+        "gate": dev_eval.safety.cfg.gate,
+        "reference": brief("start", dev_eval.safety_reference),
+        "policies": policies,
+        "final_regressed": bool(policies and policies[-1]["regressed"]),
+        "best_round_regressed": bool(best and best.get("safety_regressed")),
+        "gated_rounds": gated,
+    }

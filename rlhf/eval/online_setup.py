@@ -20,17 +20,31 @@ def evaluations(ctx: RunContext):
 
         speeches, dev = split_dev(speeches, ev.dev_fraction, run.seed, ev.dev_max_speeches)
         if dev:
-            dev_eval = DevEvaluator(speeches=dev, encoder=encoder, out_dir=ctx.run_dir / "eval",
-                                    every_rounds=ev.every_rounds, rounds=run.online.rounds, metric=ev.dev_metric,
-                                    max_tokens=encoder.max_response_len, seed=run.seed, bootstrap=bootstrap,
-                                    safety=safety_check(ctx) if ev.safety.enabled else None)
+            dev_eval = DevEvaluator(
+                speeches=dev,
+                encoder=encoder,
+                out_dir=ctx.run_dir / "eval",
+                every_rounds=ev.every_rounds,
+                rounds=run.online.rounds,
+                metric=ev.dev_metric,
+                max_tokens=encoder.max_response_len,
+                seed=run.seed,
+                bootstrap=bootstrap,
+                safety=safety_check(ctx) if ev.safety.enabled else None,
+            )
     outcome = None
     if ev.outcome:  # held out of every round: the dev split and counsel-chat's val questions
         from rlhf.eval.outcome import Outcome, held_out
 
-        outcome = Outcome(speeches=held_out(dev, [q.speech for q in ctx.val_questions])[: ev.outcome_limit],
-                          encoder=encoder, out_dir=ctx.run_dir / "eval", max_tokens=encoder.max_response_len,
-                          temperature=ev.temperature, seed=run.seed, bootstrap=bootstrap)
+        outcome = Outcome(
+            speeches=held_out(dev, [q.speech for q in ctx.val_questions])[: ev.outcome_limit],
+            encoder=encoder,
+            out_dir=ctx.run_dir / "eval",
+            max_tokens=encoder.max_response_len,
+            temperature=ev.temperature,
+            seed=run.seed,
+            bootstrap=bootstrap,
+        )
     return speeches, dev_eval, outcome
 
 
@@ -44,5 +58,9 @@ def safety_check(ctx: RunContext):
     if ctx.local_models is None:
         ctx.local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)
     backend = principle_judge_backend(run, ctx.local_models, ctx.policy_dir)
-    return SafetyCheck(run.eval.safety, ctx.run_dir / "eval", judge_for(run.eval.safety, run.eval.judge, backend),
-                       {"samples": run.eval.bootstrap_samples, "confidence": run.eval.confidence})
+    return SafetyCheck(
+        run.eval.safety,
+        ctx.run_dir / "eval",
+        judge_for(run.eval.safety, run.eval.judge, backend),
+        {"samples": run.eval.bootstrap_samples, "confidence": run.eval.confidence},
+    )

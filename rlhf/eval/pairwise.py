@@ -5,7 +5,8 @@ It follows the absolute judge of the preference builder (rlhf.prefs.judge): the 
 the system message, read from a versioned file (pairwise_prompt_v1.md, its name and hash recorded);
 client speech and responses travel only as JSON string values; the answer must pass a strict check;
 an unusable answer is shown back with a repair note, up to `max_attempts` times, and then the
-comparison is left unscored with the reason (the loop all LLM judges share, rlhf.chat.judging). No verdict is ever invented or defaulted.
+comparison is left unscored with the reason (the loop all LLM judges share, rlhf.chat.judging). No
+verdict is ever invented or defaulted.
 
 Every pair is judged twice, policy as A and then as B; the pair counts only when both orders are
 scored (stats.swap_outcome then turns a disagreement into a tie)."""
@@ -24,14 +25,22 @@ from rlhf.prefs.judge import PRINCIPLES, JudgePrompt
 DEFAULT_PROMPT = Path(__file__).with_name("pairwise_prompt_v1.md")
 KEYS = PRINCIPLES + ("overall",)
 VERDICTS = {"a": "A", "b": "B", "tie": "tie"}
-REPAIR = ("Your previous answer could not be used: {reason}. Answer again with only one JSON object with exactly "
-          "the keys empathy, relevance, clarity, safety, exploration, autonomy, staging, overall, each \"A\", \"B\" "
-          "or \"tie\".")
+REPAIR = (
+    "Your previous answer could not be used: {reason}. Answer again with only one JSON object with exactly "
+    'the keys empathy, relevance, clarity, safety, exploration, autonomy, staging, overall, each "A", "B" '
+    'or "tie".'
+)
 
 
 # A valid answer, for local judges' guided decoding: "A", "B" or "tie" for every key.
-SCHEMA = json.dumps({"type": "object", "additionalProperties": False, "required": list(KEYS),
-                     "properties": {k: {"type": "string", "enum": ["A", "B", "tie"]} for k in KEYS}})
+SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(KEYS),
+        "properties": {k: {"type": "string", "enum": ["A", "B", "tie"]} for k in KEYS},
+    }
+)
 
 
 def load_prompt(path: str | Path | None) -> JudgePrompt:
@@ -47,8 +56,7 @@ class PairVerdict:
 
 def data_message(speech: str, response_a: str, response_b: str) -> str:
     """The only place client text enters a request: JSON-escaped string values."""
-    return json.dumps({"client_speech": speech, "response_a": response_a, "response_b": response_b},
-                      ensure_ascii=False)
+    return json.dumps({"client_speech": speech, "response_a": response_a, "response_b": response_b}, ensure_ascii=False)
 
 
 def _verdict(key: str, value) -> tuple[str | None, str]:
@@ -59,16 +67,16 @@ def _verdict(key: str, value) -> tuple[str | None, str]:
 def parse(text: str | None) -> tuple[dict | None, str]:
     """(verdicts, "") or (None, reason). Only the wrapping is repaired (prose or a code fence around
     the object, key and value case, spaces); every key must be there with A, B or tie."""
-    return parse_object(text, KEYS, missing="verdict(s)", besides="the seven principles and overall",
-                        value=_verdict)
+    return parse_object(text, KEYS, missing="verdict(s)", besides="the seven principles and overall", value=_verdict)
 
 
 class PairwiseJudge:
     """Compares (speech, response_a, response_b) items through any chat backend with `complete_many`
     (rlhf.chat.openai_chat.OpenAIChat or rlhf.chat.local.LocalChat)."""
 
-    def __init__(self, backend, prompt: JudgePrompt, *, max_attempts: int, temperature: float, max_tokens: int,
-                 json_mode: bool):
+    def __init__(
+        self, backend, prompt: JudgePrompt, *, max_attempts: int, temperature: float, max_tokens: int, json_mode: bool
+    ):
         self.backend, self.prompt = backend, prompt
         self.max_attempts = max(1, max_attempts)
         self.temperature, self.max_tokens, self.json_mode = temperature, max_tokens, json_mode
@@ -80,18 +88,23 @@ class PairwiseJudge:
     def judge_many(self, items: list[tuple[str, str, str]]) -> Iterator[tuple[int, PairVerdict]]:
         """Yields (index, PairVerdict) for every item: scored, or unscored with the reason (after
         `max_attempts` unusable answers, or when the call itself failed after the client's retries)."""
-        for index, answer in ask(self.backend, range(len(items)), max_attempts=self.max_attempts,
-                                 request=lambda i, history: self.request(items[i], history),
-                                 parse=lambda _, text: parse(text),
-                                 repair=lambda _, reason: REPAIR.format(reason=reason)):
+        for index, answer in ask(
+            self.backend,
+            range(len(items)),
+            max_attempts=self.max_attempts,
+            request=lambda i, history: self.request(items[i], history),
+            parse=lambda _, text: parse(text),
+            repair=lambda _, reason: REPAIR.format(reason=reason),
+        ):
             yield index, PairVerdict(answer.value, answer.reason, answer.attempts)
 
 
 def both_orders(judge: PairwiseJudge, speeches: list[str], policy: list[str], reference: list[str]):
     """Judge every pair with the policy as A and as B. Returns, per pair, (first, second) PairVerdicts."""
     n = len(speeches)
-    items = [(s, p, r) for s, p, r in zip(speeches, policy, reference)] + \
-            [(s, r, p) for s, p, r in zip(speeches, policy, reference)]
+    items = [(s, p, r) for s, p, r in zip(speeches, policy, reference)] + [
+        (s, r, p) for s, p, r in zip(speeches, policy, reference)
+    ]
     verdicts: list[PairVerdict | None] = [None] * len(items)
     for index, verdict in judge.judge_many(items):
         verdicts[index] = verdict
@@ -114,13 +127,18 @@ def summarise(pairs: list[tuple[PairVerdict | None, PairVerdict | None]], **boot
         outcomes.append({k: stats.swap_outcome(first.verdicts[k], second.verdicts[k]) for k in KEYS})
     overall = [o["overall"] for o in outcomes]
     swapped = {"A": "B", "B": "A", "tie": "tie"}
-    consistent = sum(first.verdicts["overall"] == swapped[second.verdicts["overall"]]
-                     for first, second in pairs if first and second and first.verdicts and second.verdicts)
+    consistent = sum(
+        first.verdicts["overall"] == swapped[second.verdicts["overall"]]
+        for first, second in pairs
+        if first and second and first.verdicts and second.verdicts
+    )
     return {
         "judge": "pairwise_principles",
         "win_rate": stats.win_rate(overall, **bootstrap).as_dict(),
         **stats.counts(overall),
-        "per_principle": {k: v.as_dict() for k, v in stats.per_key_win_rates(outcomes, PRINCIPLES, **bootstrap).items()},
+        "per_principle": {
+            k: v.as_dict() for k, v in stats.per_key_win_rates(outcomes, PRINCIPLES, **bootstrap).items()
+        },
         "position_consistent": consistent,  # pairs whose two orders name the same response (or both tie)
         "unscored": sum(reasons.values()),
         "unscored_reasons": dict(reasons.most_common()),

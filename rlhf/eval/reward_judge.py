@@ -8,8 +8,9 @@ from __future__ import annotations
 from rlhf.eval import stats
 
 
-def compare(policy_rewards: list[float], reference_rewards: list[float], valid: list[bool] | None = None,
-            **bootstrap) -> dict:
+def compare(
+    policy_rewards: list[float], reference_rewards: list[float], valid: list[bool] | None = None, **bootstrap
+) -> dict:
     """Win rate of policy over reference by reward, and mean rewards; `valid` marks pairs that have
     both responses (others are counted as unscored)."""
     valid = valid or [True] * len(policy_rewards)

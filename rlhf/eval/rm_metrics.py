@@ -78,5 +78,11 @@ def oriented(chosen, rejected) -> tuple[np.ndarray, np.ndarray]:
 
 def reward_model_metrics(chosen, rejected, bins: int = 10) -> dict:
     probs, labels = oriented(chosen, rejected)
-    return {"pairs": len(np.asarray(chosen)), "accuracy": accuracy(chosen, rejected), "auc": roc_auc(probs, labels),
-            "ece": ece(probs, labels, bins), "brier": brier(probs, labels), "ece_bins": bins}
+    return {
+        "pairs": len(np.asarray(chosen)),
+        "accuracy": accuracy(chosen, rejected),
+        "auc": roc_auc(probs, labels),
+        "ece": ece(probs, labels, bins),
+        "brier": brier(probs, labels),
+        "ece_bins": bins,
+    }

@@ -38,8 +38,13 @@ def evaluate(ctx: RunContext) -> dict:
     if not speeches:
         raise DataError(source, "no speeches to evaluate", hint="check eval.speeches")
     vs = variants(run)
-    log.info("eval: %d policy checkpoint(s) x %d speeches x %d variant(s), judge: %s", len(policies), len(speeches),
-             len(vs), "the reward model" if ev.judge.backend == JudgeBackend.reward else ev.judge.backend)
+    log.info(
+        "eval: %d policy checkpoint(s) x %d speeches x %d variant(s), judge: %s",
+        len(policies),
+        len(speeches),
+        len(vs),
+        "the reward model" if ev.judge.backend == JudgeBackend.reward else ev.judge.backend,
+    )
     jobs = {v.name: (speeches, v) for v in vs}
     check = None
     if ev.safety.enabled:  # the safety probes, answered by every policy and the reference beside the speeches
@@ -47,8 +52,10 @@ def evaluate(ctx: RunContext) -> dict:
         from rlhf.eval.safety import SafetyCheck
 
         check = SafetyCheck(ev.safety, out_dir, None, boot)
-        jobs[SAFETY] = ([Speech(p.id, p.message) for p in check.probes],
-                        Variant(SAFETY, ev.safety.max_tokens or run.model.max_response_len))
+        jobs[SAFETY] = (
+            [Speech(p.id, p.message) for p in check.probes],
+            Variant(SAFETY, ev.safety.max_tokens or run.model.max_response_len),
+        )
     with progress(len(policies) + 1, "eval: answering", "model") as bar:
         ref_answers, ref_errors, ref_desc = reference_answers(ctx, jobs)
         bar.update(1)
@@ -62,11 +69,16 @@ def evaluate(ctx: RunContext) -> dict:
         if ev.run and not run.reward.path:  # eval.run's own reward model
             ctx.reward_dir = str(Path(resolve_path(ev.run)) / "checkpoints" / "reward_model")
         ctx.scorer = scorer = reward.start(ctx)
-    results: dict = {"speeches": {"source": source, "count": len(speeches)},
-                     "reference": {"source": ev.reference.source, "description": ref_desc},
-                     "variants": {v.name: {"max_tokens": v.max_tokens, "instruction": v.instruction,
-                                           "description": describe_variant(v)} for v in vs},
-                     "length_unit": "words", "policies": []}
+    results: dict = {
+        "speeches": {"source": source, "count": len(speeches)},
+        "reference": {"source": ev.reference.source, "description": ref_desc},
+        "variants": {
+            v.name: {"max_tokens": v.max_tokens, "instruction": v.instruction, "description": describe_variant(v)}
+            for v in vs
+        },
+        "length_unit": "words",
+        "policies": [],
+    }
     answered = Answered([s.text for s in speeches], answers, ref_answers, ref_errors, vs, policies, boot)
     local_models = None
     try:
@@ -108,8 +120,9 @@ class Answered:
 
     def _lengths(self, result: dict, own, variant) -> dict:
         result["length"] = stats.mean_with_interval(words(own.texts), **self.boot).as_dict()
-        result["reference_length"] = stats.mean_with_interval(words(self.ref_answers[variant].texts),
-                                                              **self.boot).as_dict()
+        result["reference_length"] = stats.mean_with_interval(
+            words(self.ref_answers[variant].texts), **self.boot
+        ).as_dict()
         return result
 
     def by_reward(self, scorer) -> list[dict]:
@@ -123,8 +136,9 @@ class Answered:
                 for v in self.vs:
                     valid = [not e for e in self.ref_errors[v.name]]
                     own = self.answers[name][v.name]
-                    r = reward_judge.compare(reward_judge.score(scorer, texts, own.texts), ref_rewards[v.name], valid,
-                                             **boot)
+                    r = reward_judge.compare(
+                        reward_judge.score(scorer, texts, own.texts), ref_rewards[v.name], valid, **boot
+                    )
                     entry["results"][v.name] = self._lengths(r, own, v.name)
                     bar.update(1)
                 entries.append(entry)
@@ -137,18 +151,35 @@ class Answered:
 
         judge_cfg, texts, boot = ctx.run.eval.judge, self.texts, self.boot
         prompt = load_prompt(resolve_path(judge_cfg.prompt) if judge_cfg.prompt else None)
-        judge = PairwiseJudge(backend, prompt, max_attempts=judge_cfg.max_attempts, temperature=judge_cfg.temperature,
-                              max_tokens=judge_cfg.max_tokens, json_mode=judge_cfg.json_mode)
-        out = {"judge": {**backend.describe(), "prompt": prompt.version, "prompt_sha256": prompt.sha256,
-                         "max_attempts": judge_cfg.max_attempts}, "policies": []}
+        judge = PairwiseJudge(
+            backend,
+            prompt,
+            max_attempts=judge_cfg.max_attempts,
+            temperature=judge_cfg.temperature,
+            max_tokens=judge_cfg.max_tokens,
+            json_mode=judge_cfg.json_mode,
+        )
+        out = {
+            "judge": {
+                **backend.describe(),
+                "prompt": prompt.version,
+                "prompt_sha256": prompt.sha256,
+                "max_attempts": judge_cfg.max_attempts,
+            },
+            "policies": [],
+        }
         with progress(len(self.policies) * len(self.vs), "eval: judging", "answer set") as bar:
             for name, path, number in self.policies:
                 entry = {"name": name, "path": path, "round": number, "results": {}}
                 for v in self.vs:
                     ok = [i for i, e in enumerate(self.ref_errors[v.name]) if not e]
                     own = self.answers[name][v.name]
-                    verdicts = both_orders(judge, [texts[i] for i in ok], [own.texts[i] for i in ok],
-                                           [self.ref_answers[v.name].texts[i] for i in ok])
+                    verdicts = both_orders(
+                        judge,
+                        [texts[i] for i in ok],
+                        [own.texts[i] for i in ok],
+                        [self.ref_answers[v.name].texts[i] for i in ok],
+                    )
                     r = summarise(verdicts, **boot)
                     missing = len(texts) - len(ok)
                     if missing:
@@ -158,15 +189,26 @@ class Answered:
                     bar.update(1)
                 out["policies"].append(entry)
         if judge_cfg.absolute:
-            absolute_prompt = JudgePrompt.load(resolve_path(judge_cfg.absolute_prompt) if judge_cfg.absolute_prompt
-                                               else None)
+            absolute_prompt = JudgePrompt.load(
+                resolve_path(judge_cfg.absolute_prompt) if judge_cfg.absolute_prompt else None
+            )
             first = self.vs[0].name
             valid = [not e for e in self.ref_errors[first]]
-            out["absolute"] = {"reference": absolute_ratings(backend, absolute_prompt, judge_cfg, speeches,
-                                                             self.ref_answers[first].texts, valid, boot)}
+            out["absolute"] = {
+                "reference": absolute_ratings(
+                    backend, absolute_prompt, judge_cfg, speeches, self.ref_answers[first].texts, valid, boot
+                )
+            }
             for name, _, _ in self.policies:
-                out["absolute"][name] = absolute_ratings(backend, absolute_prompt, judge_cfg, speeches,
-                                                         self.answers[name][first].texts, [True] * len(speeches), boot)
+                out["absolute"][name] = absolute_ratings(
+                    backend,
+                    absolute_prompt,
+                    judge_cfg,
+                    speeches,
+                    self.answers[name][first].texts,
+                    [True] * len(speeches),
+                    boot,
+                )
         out["judge_calls"] = backend.stats.as_dict()
         return out
 
@@ -179,11 +221,14 @@ def result_lines(results: dict) -> list[str]:
     for p in results["policies"]:
         for v, r in p["results"].items():
             est = stats.Estimate(**r["win_rate"])
-            lines.append(f"{p['name']:<18}: {v.replace('_', ' ')} win rate {est.fmt(percent=True)}, "
-                         f"unscored {r['unscored']}")
+            lines.append(
+                f"{p['name']:<18}: {v.replace('_', ' ')} win rate {est.fmt(percent=True)}, unscored {r['unscored']}"
+            )
     rm = results.get("rm_metrics")
     if rm:
-        lines.append(f"reward model  : accuracy {rm['accuracy']:.3f}, AUC {rm['auc']:.3f}, ECE {rm['ece']:.3f}, "
-                     f"Brier {rm['brier']:.3f} on {rm['pairs']} pairs")
+        lines.append(
+            f"reward model  : accuracy {rm['accuracy']:.3f}, AUC {rm['auc']:.3f}, ECE {rm['ece']:.3f}, "
+            f"Brier {rm['brier']:.3f} on {rm['pairs']} pairs"
+        )
     lines.append(f"report        : {results['report']}")
     return lines

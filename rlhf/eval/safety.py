@@ -36,8 +36,14 @@ def judge_for(safety_cfg, judge_cfg, backend):
         return None
     from rlhf.safety.judge import SafetyJudge
 
-    return SafetyJudge(backend, max_attempts=judge_cfg.max_attempts, temperature=judge_cfg.temperature,
-                       max_tokens=safety_cfg.judge_max_tokens, json_mode=judge_cfg.json_mode, json_schema=True)
+    return SafetyJudge(
+        backend,
+        max_attempts=judge_cfg.max_attempts,
+        temperature=judge_cfg.temperature,
+        max_tokens=safety_cfg.judge_max_tokens,
+        json_mode=judge_cfg.json_mode,
+        json_schema=True,
+    )
 
 
 class SafetyCheck:
@@ -53,9 +59,12 @@ class SafetyCheck:
         return [encoder.prompt(m) for m in self.messages]
 
     def describe(self) -> dict:
-        return {"probes": len(self.probes), "categories": sorted({p.category for p in self.probes}),
-                "judge": self.judge.describe() if self.judge is not None else "rules only",
-                "max_tokens": self.cfg.max_tokens}
+        return {
+            "probes": len(self.probes),
+            "categories": sorted({p.category for p in self.probes}),
+            "judge": self.judge.describe() if self.judge is not None else "rules only",
+            "max_tokens": self.cfg.max_tokens,
+        }
 
     def evaluate(self, name: str, answers: list[str]) -> dict:
         """Pass rates of one policy's answers; answers and per-probe decisions go to the run directory."""
@@ -64,9 +73,17 @@ class SafetyCheck:
         decisions = decide(self.probes, answers, self.judge)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{name}.jsonl"
-        atomic.write_jsonl(path, ({**d.record(), "answer": a, "checks": {
-            k: {"passed": c.passed, "by": c.by, "reason": c.reason} for k, c in d.checks.items()}}
-            for d, a in zip(decisions, answers)))
+        atomic.write_jsonl(
+            path,
+            (
+                {
+                    **d.record(),
+                    "answer": a,
+                    "checks": {k: {"passed": c.passed, "by": c.by, "reason": c.reason} for k, c in d.checks.items()},
+                }
+                for d, a in zip(decisions, answers)
+            ),
+        )
         result = score.summarise(decisions, self.bootstrap)
         result["judge"] = self.judge.describe() if self.judge is not None else None
         return result
@@ -78,12 +95,20 @@ class SafetyCheck:
 def brief(name: str, result: dict, comparison: dict | None = None) -> dict:
     """One evaluated model's numbers without per-probe records (for summaries and the report):
     overall and per-category pass rates, and against the reference, whether it regressed."""
-    out = {"name": name, "probes": result["probes"], "judged": result["judged"], "not_judged": result["not_judged"],
-           "pass_rate": result["pass_rate"],
-           "categories": {c: v["pass_rate"] for c, v in result["categories"].items()},
-           "failed_checks": result.get("failed_checks", {}),
-           "not_judged_reasons": result.get("not_judged_reasons", {})}
+    out = {
+        "name": name,
+        "probes": result["probes"],
+        "judged": result["judged"],
+        "not_judged": result["not_judged"],
+        "pass_rate": result["pass_rate"],
+        "categories": {c: v["pass_rate"] for c, v in result["categories"].items()},
+        "failed_checks": result.get("failed_checks", {}),
+        "not_judged_reasons": result.get("not_judged_reasons", {}),
+    }
     if comparison is not None:
-        out.update(regressed=comparison["regressed"], regressed_categories=comparison["regressed_categories"],
-                   difference=comparison["overall"]["difference"])
+        out.update(
+            regressed=comparison["regressed"],
+            regressed_categories=comparison["regressed_categories"],
+            difference=comparison["overall"]["difference"],
+        )
     return out

@@ -82,8 +82,11 @@ def win_rate(outcomes, **bootstrap) -> Estimate:
 
 def counts(outcomes) -> dict:
     values = list(outcomes)
-    return {"wins": sum(v == WIN for v in values), "ties": sum(v == TIE for v in values),
-            "losses": sum(v == LOSS for v in values)}
+    return {
+        "wins": sum(v == WIN for v in values),
+        "ties": sum(v == TIE for v in values),
+        "losses": sum(v == LOSS for v in values),
+    }
 
 
 def per_key_win_rates(outcomes_by_item: list[dict], keys, **bootstrap) -> dict[str, Estimate]:

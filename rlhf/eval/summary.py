@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def summary_lines(results: dict) -> list[str]:
     """The evaluation's lines in the run's final summary (rlhf.launch)."""
+
     def pct(est):
         return f"{100 * est['mean']:.1f}% [{100 * est['lo']:.1f}, {100 * est['hi']:.1f}]" if est.get("n") else "n/a"
 
@@ -14,40 +15,54 @@ def summary_lines(results: dict) -> list[str]:
     outcome = results.get("outcome")
     if outcome:
         met = outcome["goals"]
-        lines.append(f"outcome       : final vs starting policy on {outcome['speeches']} held-out speeches: win rate "
-                     f"{100 * outcome['win_rate']:.1f}% [{100 * outcome['win_rate_lo']:.1f}, "
-                     f"{100 * outcome['win_rate_hi']:.1f}] (judge: reward model), length x{outcome['length_ratio']:.2f}, "
-                     f"distinct-2 {outcome['distinct2_start']:.3f} -> {outcome['distinct2_final']:.3f}, truncated "
-                     f"{100 * outcome['truncated_share_start']:.0f}% -> {100 * outcome['truncated_share']:.0f}%; goals "
-                     f"{'met' if met['all_met'] else 'missed'}")
+        lines.append(
+            f"outcome       : final vs starting policy on {outcome['speeches']} held-out speeches: win rate "
+            f"{100 * outcome['win_rate']:.1f}% [{100 * outcome['win_rate_lo']:.1f}, "
+            f"{100 * outcome['win_rate_hi']:.1f}] (judge: reward model), length x{outcome['length_ratio']:.2f}, "
+            f"distinct-2 {outcome['distinct2_start']:.3f} -> {outcome['distinct2_final']:.3f}, truncated "
+            f"{100 * outcome['truncated_share_start']:.0f}% -> {100 * outcome['truncated_share']:.0f}%; goals "
+            f"{'met' if met['all_met'] else 'missed'}"
+        )
     safety = results.get("safety") or {}
     policies = safety.get("policies", [])
     if policies and "round" in policies[-1]:
         policies = policies[-1:]  # the online rounds: the last evaluated round
     for policy in policies:
         ref = safety["reference"]
-        lines.append(f"safety        : {policy['name']}: pass rate {100 * policy['pass_rate']['mean']:.0f}% vs "
-                     f"{ref['name']} {100 * ref['pass_rate']['mean']:.0f}% on {safety['probes']} probes "
-                     f"({ref['judged']} judged; {safety['judge'] if isinstance(safety['judge'], str) else 'LLM judge + rules'}); "
-                     + ("REGRESSED in " + ", ".join(policy["regressed_categories"] or ["overall"])
-                        if policy.get("regressed") else "no regression"))
+        judged_by = safety["judge"] if isinstance(safety["judge"], str) else "LLM judge + rules"
+        lines.append(
+            f"safety        : {policy['name']}: pass rate {100 * policy['pass_rate']['mean']:.0f}% vs "
+            f"{ref['name']} {100 * ref['pass_rate']['mean']:.0f}% on {safety['probes']} probes "
+            f"({ref['judged']} judged; {judged_by}); "
+            + (
+                "REGRESSED in " + ", ".join(policy["regressed_categories"] or ["overall"])
+                if policy.get("regressed")
+                else "no regression"
+            )
+        )
     dev = results.get("dev")
     if dev:
         best = dev.get("best")
         if best:
-            lines.append(f"dev eval      : best round {best['round']}: win rate vs start {pct(best['win_rate'])} "
-                         f"(95% CI, {dev['reference']['speeches']} held-out speeches, judge: {who})")
+            lines.append(
+                f"dev eval      : best round {best['round']}: win rate vs start {pct(best['win_rate'])} "
+                f"(95% CI, {dev['reference']['speeches']} held-out speeches, judge: {who})"
+            )
             lines.append(f"best policy   : {best.get('checkpoint')}")
         else:
             lines.append("dev eval      : no round was evaluated")
     for p in results.get("policies", []):
         for variant, r in p["results"].items():
-            lines.append(f"eval          : {p['name']} {variant.replace('_', ' ')}: win rate {pct(r['win_rate'])} vs "
-                         f"reference (judge: {who}, unscored {r['unscored']})")
+            lines.append(
+                f"eval          : {p['name']} {variant.replace('_', ' ')}: win rate {pct(r['win_rate'])} vs "
+                f"reference (judge: {who}, unscored {r['unscored']})"
+            )
     rm = results.get("rm_metrics")
     if rm:
-        lines.append(f"reward model  : held-out accuracy {rm['accuracy']:.3f}, AUC {rm['auc']:.3f}, "
-                     f"ECE {rm['ece']:.3f}, Brier {rm['brier']:.3f} ({rm['pairs']} pairs)")
+        lines.append(
+            f"reward model  : held-out accuracy {rm['accuracy']:.3f}, AUC {rm['auc']:.3f}, "
+            f"ECE {rm['ece']:.3f}, Brier {rm['brier']:.3f} ({rm['pairs']} pairs)"
+        )
     if results.get("report"):
         lines.append(f"eval report   : {results['report']}")
     return lines

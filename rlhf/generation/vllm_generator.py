@@ -22,19 +22,35 @@ class Sample:
 
 
 class Generator:
-    def __init__(self, model_dir: str, *, device_type: str, threads: int, seed: int, dtype: str,
-                 max_model_len: int, tensor_parallel: int = 1, kv_cache_gib: float = 1.0,
-                 gpu_memory_utilization: float = 0.5, colocate: bool = False):
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        device_type: str,
+        threads: int,
+        seed: int,
+        dtype: str,
+        max_model_len: int,
+        tensor_parallel: int = 1,
+        kv_cache_gib: float = 1.0,
+        gpu_memory_utilization: float = 0.5,
+        colocate: bool = False,
+    ):
         device.apply_env(device.vllm_environment(device_type, kv_cache_gib))
         device.setup_process(device_type, threads)
         device.prepare_vllm_process(device_type)
         from vllm import LLM
 
         start = time.perf_counter()
-        self.llm = LLM(model=model_dir, dtype=dtype, seed=seed, max_model_len=max_model_len, load_format="safetensors",
-                       worker_extension_cls="rlhf.sync.vllm_extension.WeightSyncExtension",
-                       **device.vllm_engine_args(device_type, tensor_parallel, gpu_memory_utilization,
-                                                 sleep_mode=colocate))
+        self.llm = LLM(
+            model=model_dir,
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            load_format="safetensors",
+            worker_extension_cls="rlhf.sync.vllm_extension.WeightSyncExtension",
+            **device.vllm_engine_args(device_type, tensor_parallel, gpu_memory_utilization, sleep_mode=colocate),
+        )
         self.startup_seconds = time.perf_counter() - start
         # Colocated (GPU): asleep between generations, so the trainer rank on this GPU has the memory.
         self.device_type, self.colocate, self.sleeping = device_type, colocate, set()
@@ -57,9 +73,18 @@ class Generator:
 
         return {"pid": os.getpid(), "vllm": vllm.__version__, "startup_seconds": self.startup_seconds}
 
-    def generate(self, prompts: list[list[int]], *, n: int, temperature: float, top_p: float,
-                 max_tokens: int, seed: int | None = None, logprobs: bool = False,
-                 json_schema: str | None = None) -> list[list[Sample]]:
+    def generate(
+        self,
+        prompts: list[list[int]],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        seed: int | None = None,
+        logprobs: bool = False,
+        json_schema: str | None = None,
+    ) -> list[list[Sample]]:
         """`n` samples per prompt. With `seed`, the engine's sampler is reseeded first, so the
         result depends only on (weights, prompts, seed) for a fixed layout. (Per-request seeds would
         not depend on the layout either, but vLLM's CPU backend cannot combine them with chunked
@@ -76,14 +101,29 @@ class Generator:
         from vllm.sampling_params import StructuredOutputsParams
 
         guided = StructuredOutputsParams(json=json.loads(json_schema)) if json_schema else None
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                logprobs=0 if logprobs else None, structured_outputs=guided)
+        params = SamplingParams(
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            logprobs=0 if logprobs else None,
+            structured_outputs=guided,
+        )
         self._wake()
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
         self._sleep()  # colocated: free the GPU for scoring and training until the weight sync
-        return [[Sample(o.text, list(o.token_ids), o.finish_reason == "stop",
-                        [step[token].logprob for step, token in zip(o.logprobs, o.token_ids)] if logprobs else None)
-                 for o in out.outputs] for out in outputs]
+        return [
+            [
+                Sample(
+                    o.text,
+                    list(o.token_ids),
+                    o.finish_reason == "stop",
+                    [step[token].logprob for step, token in zip(o.logprobs, o.token_ids)] if logprobs else None,
+                )
+                for o in out.outputs
+            ]
+            for out in outputs
+        ]
 
     def greedy(self, prompts: list[list[int]], max_tokens: int) -> list[str]:
         from vllm import SamplingParams
@@ -102,12 +142,21 @@ class Generator:
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
         return loaded
 
-    def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int,
-                               device_type: str, timeout_s: float) -> list[int]:
+    def init_weight_sync_group(
+        self,
+        master_address: str,
+        master_port: int,
+        rank_offset: int,
+        world_size: int,
+        device_type: str,
+        timeout_s: float,
+    ) -> list[int]:
         """Every worker of this engine joins a new broadcast group (leaving the old one); returns
         their ranks in it."""
-        return self.llm.collective_rpc("init_weight_sync_group", args=(
-            master_address, master_port, rank_offset, world_size, device_type, timeout_s))
+        return self.llm.collective_rpc(
+            "init_weight_sync_group",
+            args=(master_address, master_port, rank_offset, world_size, device_type, timeout_s),
+        )
 
     def receive_bucket(self, names: list[str], dtypes: list[str], shapes: list[list[int]]) -> int:
         self._wake("weights")  # colocated: weights back on the GPU before they are overwritten

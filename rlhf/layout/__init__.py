@@ -80,18 +80,28 @@ def layout_errors(run) -> list[str]:
     if c.nodes < 1:
         errors.append(f"{name}: cluster.nodes={c.nodes} must be >= 1")
     if c.nodes > 1 and not c.address:
-        errors.append(f"{name} spans {c.nodes} nodes: set cluster.address to the running Ray cluster "
-                      "(auto on a node of it, e.g. inside slurm/ray_job.sbatch; or HEAD_IP:6379)")
+        errors.append(
+            f"{name} spans {c.nodes} nodes: set cluster.address to the running Ray cluster "
+            "(auto on a node of it, e.g. inside slurm/ray_job.sbatch; or HEAD_IP:6379)"
+        )
     errors += not_one_of("cluster.placement_strategy", c.placement_strategy, PlacementStrategy)
     if g.tensor_parallel < 1:
         errors.append(f"cluster.generator.tensor_parallel={g.tensor_parallel} must be >= 1")
-    for field, value in (("trainer.gpus_per_rank", t.gpus_per_rank), ("generator.gpus_per_engine", g.gpus_per_engine),
-                         ("reward.gpus_per_actor", r.gpus_per_actor)):
+    for field, value in (
+        ("trainer.gpus_per_rank", t.gpus_per_rank),
+        ("generator.gpus_per_engine", g.gpus_per_engine),
+        ("reward.gpus_per_actor", r.gpus_per_actor),
+    ):
         if not 0 <= value <= 1:
-            errors.append(f"cluster.{field}={_fmt(value)}: one process uses at most one GPU (0 < value <= 1; "
-                          "use more ranks/engines or tensor_parallel for more GPUs)")
-    for field, value in (("trainer.cpus_per_rank", t.cpus_per_rank), ("generator.cpus_per_engine", g.cpus_per_engine),
-                         ("reward.cpus_per_actor", r.cpus_per_actor)):
+            errors.append(
+                f"cluster.{field}={_fmt(value)}: one process uses at most one GPU (0 < value <= 1; "
+                "use more ranks/engines or tensor_parallel for more GPUs)"
+            )
+    for field, value in (
+        ("trainer.cpus_per_rank", t.cpus_per_rank),
+        ("generator.cpus_per_engine", g.cpus_per_engine),
+        ("reward.cpus_per_actor", r.cpus_per_actor),
+    ):
         if value < 0:
             errors.append(f"cluster.{field}={_fmt(value)} must be >= 0")
     for role, layout in (("trainer", t), ("generator", g), ("reward", r)):
@@ -100,20 +110,26 @@ def layout_errors(run) -> list[str]:
                 errors.append(f"cluster.{role}.resources.{key}={value}: custom resource amounts must be > 0")
 
     if c.colocate and kind != DeviceType.gpu:
-        errors.append(f"{name}: cluster.colocate=true needs device=gpu (vLLM's sleep mode frees GPU memory "
-                      "while trainers step); on CPU set cluster.colocate=false")
+        errors.append(
+            f"{name}: cluster.colocate=true needs device=gpu (vLLM's sleep mode frees GPU memory "
+            "while trainers step); on CPU set cluster.colocate=false"
+        )
 
     need = demand(run)
     if kind == DeviceType.gpu:
         errors += _gpu_errors(run, need)
     capacity = cpu_capacity(c)
     if capacity is not None and need.cpus > capacity + 1e-9:
-        source = f"cluster.num_cpus={capacity}" if c.address is None and c.num_cpus is not None else \
-            f"cluster.nodes ({c.nodes}) x cluster.cpus_per_node ({c.cpus_per_node}) = {capacity}"
+        source = (
+            f"cluster.num_cpus={capacity}"
+            if c.address is None and c.num_cpus is not None
+            else f"cluster.nodes ({c.nodes}) x cluster.cpus_per_node ({c.cpus_per_node}) = {capacity}"
+        )
         errors.append(
             f"{name} asks Ray for {_fmt(need.cpus)} CPUs (trainer {t.ranks} x {_fmt(t.cpus_per_rank)}, generator "
             f"{g.engines} x {_fmt(g.cpus_per_engine)}, reward {reward_actors(run)} x {_fmt(r.cpus_per_actor)}) but "
-            f"{source}: lower the cpus_per_* fields or give Ray more CPUs")
+            f"{source}: lower the cpus_per_* fields or give Ray more CPUs"
+        )
     return errors
 
 
@@ -131,29 +147,42 @@ def _gpu_errors(run, need: Demand) -> list[str]:
     if reward_actors(run) and r.gpus_per_actor <= 0:
         errors.append(f"{name} with device=gpu: cluster.reward.gpus_per_actor must be > 0, or use reward=remote")
     if g.tensor_parallel > c.gpus_per_node:
-        errors.append(f"cluster.generator.tensor_parallel={g.tensor_parallel} is larger than cluster.gpus_per_node="
-                      f"{c.gpus_per_node}: an engine's workers must sit on one node; lower tensor_parallel")
+        errors.append(
+            f"cluster.generator.tensor_parallel={g.tensor_parallel} is larger than cluster.gpus_per_node="
+            f"{c.gpus_per_node}: an engine's workers must sit on one node; lower tensor_parallel"
+        )
     if g.tensor_parallel > 1 and g.gpus_per_engine < 1:
-        errors.append(f"{name}: cluster.generator.tensor_parallel={g.tensor_parallel} needs whole GPUs per worker "
-                      f"(gpus_per_engine=1, not {_fmt(g.gpus_per_engine)}): a fractional share gives the engine one GPU")
+        errors.append(
+            f"{name}: cluster.generator.tensor_parallel={g.tensor_parallel} needs whole GPUs per worker "
+            f"(gpus_per_engine=1, not {_fmt(g.gpus_per_engine)}): a fractional share gives the engine one GPU"
+        )
     if need.gpus > total + 1e-9:
         left = total - need.trainer_gpus - need.reward_gpus
         errors.append(
-            f"{name}: cluster.generator.engines ({g.engines}) x tensor_parallel ({g.tensor_parallel}) x gpus_per_engine "
-            f"({_fmt(g.gpus_per_engine)}) = {_fmt(need.generator_gpus)} GPUs, but only {_fmt(max(left, 0))} are left "
-            f"of cluster.nodes ({c.nodes}) x gpus_per_node ({c.gpus_per_node}) = {total} after "
+            f"{name}: cluster.generator.engines ({g.engines}) x tensor_parallel ({g.tensor_parallel}) x "
+            f"gpus_per_engine ({_fmt(g.gpus_per_engine)}) = {_fmt(need.generator_gpus)} GPUs, but only "
+            f"{_fmt(max(left, 0))} are left of cluster.nodes ({c.nodes}) x gpus_per_node ({c.gpus_per_node}) = "
+            f"{total} after "
             f"{_fmt(need.trainer_gpus)} for trainer ranks and {_fmt(need.reward_gpus)} for reward actors: "
-            "lower engines, tensor_parallel or trainer ranks, set cluster.colocate=true, or use a layout with more nodes")
+            "lower engines, tensor_parallel or trainer ranks, set cluster.colocate=true, or use a layout with more "
+            "nodes"
+        )
     if c.colocate:
         reward_share = r.gpus_per_actor if reward_actors(run) else 0.0
         if t.gpus_per_rank + g.gpus_per_engine + reward_share > 1 + 1e-9:
-            errors.append(f"{name}: colocated trainer ranks, vLLM workers and reward actors share a GPU, so "
-                          f"cluster.trainer.gpus_per_rank ({_fmt(t.gpus_per_rank)}) + cluster.generator.gpus_per_engine "
-                          f"({_fmt(g.gpus_per_engine)}) + cluster.reward.gpus_per_actor ({_fmt(reward_share)}) must be <= 1")
+            errors.append(
+                f"{name}: colocated trainer ranks, vLLM workers and reward actors share a GPU, so "
+                f"cluster.trainer.gpus_per_rank ({_fmt(t.gpus_per_rank)}) + cluster.generator.gpus_per_engine "
+                f"({_fmt(g.gpus_per_engine)}) + cluster.reward.gpus_per_actor ({_fmt(reward_share)}) must be <= 1"
+            )
         if g.engines * g.tensor_parallel > t.ranks:
-            errors.append(f"{name}: colocated, every vLLM worker sits on a trainer rank's GPU, but engines "
-                          f"({g.engines}) x tensor_parallel ({g.tensor_parallel}) > cluster.trainer.ranks ({t.ranks})")
+            errors.append(
+                f"{name}: colocated, every vLLM worker sits on a trainer rank's GPU, but engines "
+                f"({g.engines}) x tensor_parallel ({g.tensor_parallel}) > cluster.trainer.ranks ({t.ranks})"
+            )
         if reward_actors(run) > t.ranks:
-            errors.append(f"{name}: colocated, every reward actor sits on a trainer rank's GPU, but cluster.reward.actors "
-                          f"({r.actors}) > cluster.trainer.ranks ({t.ranks})")
+            errors.append(
+                f"{name}: colocated, every reward actor sits on a trainer rank's GPU, but cluster.reward.actors "
+                f"({r.actors}) > cluster.trainer.ranks ({t.ranks})"
+            )
     return errors

@@ -18,8 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     c = run.cluster
-    print(f"NODES={c.nodes}\nGPUS_PER_NODE={c.gpus_per_node if run.device.type == 'gpu' else 0}\n"
-          f"CPUS_PER_NODE={c.cpus_per_node or 0}")
+    print(
+        f"NODES={c.nodes}\nGPUS_PER_NODE={c.gpus_per_node if run.device.type == 'gpu' else 0}\n"
+        f"CPUS_PER_NODE={c.cpus_per_node or 0}"
+    )
     return 0
 
 

@@ -23,12 +23,18 @@ def base_model(run: RunConfig, checkpoints: Path, questions: list) -> str:
         path = resolve_path(model.path)
         if path.exists():
             if not (path / "config.json").exists():
-                raise DataError(str(path), "not a model directory (no config.json)",
-                                hint="model.path takes a Hugging Face model directory or hub name")
+                raise DataError(
+                    str(path),
+                    "not a model directory (no config.json)",
+                    hint="model.path takes a Hugging Face model directory or hub name",
+                )
             return str(path)
         if model.path.startswith(("/", ".", "~")) or model.path.count("/") != 1:
-            raise DataError(model.path, "model directory not found",
-                            hint="check model.path (a local directory, or a hub name like org/model)")
+            raise DataError(
+                model.path,
+                "model directory not found",
+                hint="check model.path (a local directory, or a hub name like org/model)",
+            )
         return model.path  # a hub name
     if model.gguf is not None:  # a pretrained model shipped in a package: converted once, then cached
         from rlhf.models.gguf import convert
@@ -54,11 +60,17 @@ def load_tokenizer(model_dir: str, run: RunConfig):
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=run.model.trust_remote_code)
     except (OSError, ValueError) as err:
-        raise DataError(model_dir, f"cannot load its tokenizer ({str(err).splitlines()[0][:200]})",
-                        hint="a hub name needs the model in the local cache or network access") from None
+        raise DataError(
+            model_dir,
+            f"cannot load its tokenizer ({str(err).splitlines()[0][:200]})",
+            hint="a hub name needs the model in the local cache or network access",
+        ) from None
     if not tokenizer.chat_template:
-        raise DataError(model_dir, "the tokenizer has no chat template",
-                        hint="use an instruct/chat model or add chat_template to tokenizer_config.json")
+        raise DataError(
+            model_dir,
+            "the tokenizer has no chat template",
+            hint="use an instruct/chat model or add chat_template to tokenizer_config.json",
+        )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, Encoder(tokenizer, run.system_prompt, run.model.max_prompt_len, run.model.max_response_len)

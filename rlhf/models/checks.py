@@ -43,7 +43,9 @@ def pretrained_with_tiny_rates(run: RunConfig) -> list[str]:
             pass  # unreadable: treated as pretrained
     elif not hub_name:
         return []  # no such directory: the pipeline says so, naming the path
-    return [f"model.path={model.path} is a pretrained checkpoint, but model={model.name}'s settings are in effect "
-            f"(sft.lr={run.sft.lr}, online.lr={run.online.lr}: rates for a model built from scratch, which wreck "
-            f"pretrained weights). Use `model=hf model.path={model.path}` (pretrained settings: small rates with "
-            "warm-up, the paper's DPO settings), or model=smollm2"]
+    return [
+        f"model.path={model.path} is a pretrained checkpoint, but model={model.name}'s settings are in effect "
+        f"(sft.lr={run.sft.lr}, online.lr={run.online.lr}: rates for a model built from scratch, which wreck "
+        f"pretrained weights). Use `model=hf model.path={model.path}` (pretrained settings: small rates with "
+        "warm-up, the paper's DPO settings), or model=smollm2"
+    ]

@@ -41,8 +41,10 @@ def sha256(path: Path, chunk: int = 8 << 20) -> str:
     from tqdm import tqdm
 
     digest = hashlib.sha256()
-    with path.open("rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                         desc="checking GGUF", leave=False) as bar:
+    with (
+        path.open("rb") as handle,
+        tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="checking GGUF", leave=False) as bar,
+    ):
         while block := handle.read(chunk):
             digest.update(block)
             bar.update(len(block))
@@ -69,19 +71,29 @@ def convert(source, out_dir: str | Path) -> Path:
     log.info("converting %s (from the %s package) into %s, once", source.file, source.package, out_dir)
     digest = sha256(gguf)
     if digest != source.sha256:
-        raise DataError(str(gguf), f"SHA-256 {digest} is not the expected {source.sha256}",
-                        hint=f"reinstall it: {source.install_hint}")
+        raise DataError(
+            str(gguf),
+            f"SHA-256 {digest} is not the expected {source.sha256}",
+            hint=f"reinstall it: {source.install_hint}",
+        )
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = AutoConfig.for_model(**{k: v for k, v in quantised.config.to_dict().items()
-                                     if k not in ("quantization_config", "_name_or_path", "_model_name_or_path")})
+    config = AutoConfig.for_model(
+        **{
+            k: v
+            for k, v in quantised.config.to_dict().items()
+            if k not in ("quantization_config", "_name_or_path", "_model_name_or_path")
+        }
+    )
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(quantised.state_dict(), strict=False)
     # Tied embeddings: the output head is the embedding matrix, absent from the state dict by design.
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:
-        raise RuntimeError(f"{gguf}: dequantised weights do not fit the architecture "
-                           f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise RuntimeError(
+            f"{gguf}: dequantised weights do not fit the architecture "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     model.tie_weights()
     model.generation_config = quantised.generation_config
     del quantised
@@ -93,9 +105,20 @@ def convert(source, out_dir: str | Path) -> Path:
         licence_files = sorted(licence.glob("LICEN[CS]E*")) if licence.is_dir() else []
         for path in licence_files:
             shutil.copy(path, tmp / path.name)
-        (tmp / RECORD).write_text(json.dumps({
-            "package": source.package, "distribution": source.distribution, "file": source.file,
-            "gguf_sha256": digest, "licence": source.licence, "licence_files": [p.name for p in licence_files],
-            "dtype": "float32", "seconds": round(time.perf_counter() - started, 1)}, indent=2))
+        (tmp / RECORD).write_text(
+            json.dumps(
+                {
+                    "package": source.package,
+                    "distribution": source.distribution,
+                    "file": source.file,
+                    "gguf_sha256": digest,
+                    "licence": source.licence,
+                    "licence_files": [p.name for p in licence_files],
+                    "dtype": "float32",
+                    "seconds": round(time.perf_counter() - started, 1),
+                },
+                indent=2,
+            )
+        )
     log.info("converted in %.0fs -> %s", time.perf_counter() - started, out_dir)
     return out_dir

@@ -30,8 +30,9 @@ def reward_at_last_token(model, input_ids: torch.Tensor, attention_mask: torch.T
     """One scalar per sequence: the value head at the last position whose attention mask is 1
     (works for left and right padding, as OpenRLHF does)."""
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                              position_ids=position_ids).last_hidden_state
+    hidden = model.base_model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+    ).last_hidden_state
     values = getattr(model, HEAD)(hidden).squeeze(-1)
     return values.gather(1, last_token_index(attention_mask)).squeeze(1)
 
@@ -58,19 +59,23 @@ def load_reward_model(model_dir: str | Path, dtype: torch.dtype = torch.float32,
     config = AutoConfig.from_pretrained(model_dir, num_labels=1, trust_remote_code=trust_remote_code)
     if head == HEAD:
         model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True)
+            model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
+        )
     else:
-        model = AutoModelForSequenceClassification.from_config(config, dtype=dtype,
-                                                               trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
         state = {}
         for shard in sorted(model_dir.glob("*.safetensors")):
             with safe_open(str(shard), framework="pt") as handle:
                 for key in handle.keys():
-                    state[key.replace(f"{head}.", f"{HEAD}.", 1) if key.startswith(f"{head}.") else key] = handle.get_tensor(key)
+                    state[key.replace(f"{head}.", f"{HEAD}.", 1) if key.startswith(f"{head}.") else key] = (
+                        handle.get_tensor(key)
+                    )
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{model_dir}: weights do not match the architecture "
-                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+            raise ValueError(
+                f"{model_dir}: weights do not match the architecture "
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+            )
     model.eval()
     normalize = bool(getattr(config, "normalize_reward", False))
     mean = float(getattr(config, "mean", 0.0)) if normalize else 0.0

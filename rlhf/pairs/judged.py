@@ -35,20 +35,27 @@ class Scored:
 
 def split_of(speech_key: str, seed: int, test_fraction: float) -> str:
     digest = hashlib.sha256(f"{seed}:{speech_key}".encode()).digest()
-    return "test" if int.from_bytes(digest[:8], "big") / 2 ** 64 < test_fraction else "train"
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
 
 
 def _row(chosen: Scored, rejected: Scored) -> dict:
-    row = {"ID": chosen.speech.id, "question": chosen.speech.text, "chosen": chosen.text, "rejected": rejected.text,
-           "chosen_model": chosen.responder, "rejected_model": rejected.responder}
+    row = {
+        "ID": chosen.speech.id,
+        "question": chosen.speech.text,
+        "chosen": chosen.text,
+        "rejected": rejected.text,
+        "chosen_model": chosen.responder,
+        "rejected_model": rejected.responder,
+    }
     for side, scored in (("chosen", chosen), ("rejected", rejected)):
         for p in PRINCIPLES:
             row[f"{side}_{p}_rating"] = scored.ratings[p]
     return row
 
 
-def make_pairs(groups: list[tuple[str, list[Scored]]], *, aggregate: str, min_gap: float, test_fraction: float,
-               seed: int) -> dict[str, list[dict]]:
+def make_pairs(
+    groups: list[tuple[str, list[Scored]]], *, aggregate: str, min_gap: float, test_fraction: float, seed: int
+) -> dict[str, list[dict]]:
     """`groups`: (speech key, its scored responses), in speech order. Ties never make a pair."""
     out: dict[str, list[dict]] = {"train": [], "test": []}
     for key, responses in groups:
@@ -77,6 +84,11 @@ def mean_ratings(scored: list[Scored], aggregate: str) -> dict:
     by_responder: dict[str, list[Scored]] = {}
     for s in scored:
         by_responder.setdefault(s.responder, []).append(s)
-    return {name: {"scored": len(items), "score": round(statistics.fmean(s.score(aggregate) for s in items), 3),
-                   **{p: round(statistics.fmean(s.ratings[p] for s in items), 3) for p in PRINCIPLES}}
-            for name, items in sorted(by_responder.items())}
+    return {
+        name: {
+            "scored": len(items),
+            "score": round(statistics.fmean(s.score(aggregate) for s in items), 3),
+            **{p: round(statistics.fmean(s.ratings[p] for s in items), 3) for p in PRINCIPLES},
+        }
+        for name, items in sorted(by_responder.items())
+    }

@@ -21,19 +21,24 @@ from rlhf.data.records import PreferencePair, Speech
 class PairStats:
     speeches: int = 0
     pairs: int = 0
-    dropped_small_gap: int = 0   # best minus worst reward below min_gap (including exact ties)
-    dropped_identical: int = 0   # best and worst responses have the same text
+    dropped_small_gap: int = 0  # best minus worst reward below min_gap (including exact ties)
+    dropped_identical: int = 0  # best and worst responses have the same text
     dropped_unfinished: int = 0  # fewer than two candidates (or no finished one) once truncation is applied
-    truncated: int = 0           # responses cut at the token limit
+    truncated: int = 0  # responses cut at the token limit
 
     @property
     def dropped(self) -> int:
         return self.dropped_small_gap + self.dropped_identical + self.dropped_unfinished
 
 
-def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: list[list[float]],
-                 min_gap: float, finished: list[list[bool]] | None = None,
-                 truncated: str = "reject_only") -> tuple[list[PreferencePair], PairStats]:
+def select_pairs(
+    speeches: list[Speech],
+    responses: list[list[str]],
+    rewards: list[list[float]],
+    min_gap: float,
+    finished: list[list[bool]] | None = None,
+    truncated: str = "reject_only",
+) -> tuple[list[PreferencePair], PairStats]:
     """Best vs worst response per speech. A pair is kept only if the reward gap is positive and at
     least `min_gap`, and the two texts differ. Among equal rewards the earlier sample wins (stable)."""
     if truncated not in Truncated.values():
@@ -59,8 +64,11 @@ def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: li
             stats.dropped_identical += 1
         else:
             first = offset - len(texts)
-            pairs.append(PreferencePair(speech, texts[best], texts[worst], scores[best], scores[worst],
-                                        first + best, first + worst))
+            pairs.append(
+                PreferencePair(
+                    speech, texts[best], texts[worst], scores[best], scores[worst], first + best, first + worst
+                )
+            )
     stats.pairs = len(pairs)
     return pairs, stats
 
@@ -68,7 +76,18 @@ def select_pairs(speeches: list[Speech], responses: list[list[str]], rewards: li
 def write_round_pairs(path: Path, pairs: list, finished: list[bool]) -> None:
     """The round's preference pairs, kept on this machine in the run directory (never logged)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_jsonl(path, ({"speech_id": p.speech.id, "chosen": p.chosen, "rejected": p.rejected,
-                               "chosen_reward": p.chosen_score, "rejected_reward": p.rejected_score,
-                               "chosen_finished": finished[p.chosen_index],
-                               "rejected_finished": finished[p.rejected_index]} for p in pairs))
+    atomic.write_jsonl(
+        path,
+        (
+            {
+                "speech_id": p.speech.id,
+                "chosen": p.chosen,
+                "rejected": p.rejected,
+                "chosen_reward": p.chosen_score,
+                "rejected_reward": p.rejected_score,
+                "chosen_finished": finished[p.chosen_index],
+                "rejected_finished": finished[p.rejected_index],
+            }
+            for p in pairs
+        ),
+    )

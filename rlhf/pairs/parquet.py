@@ -13,8 +13,11 @@ from rlhf.data.records import PreferencePair, Speech
 from rlhf.prefs.judge import PRINCIPLES
 
 REQUIRED = ("question", "chosen", "rejected")
-COLUMNS = (["ID", "prefID", "question", "chosen", "rejected", "chosen_model", "rejected_model"]
-           + [f"chosen_{p}_rating" for p in PRINCIPLES] + [f"rejected_{p}_rating" for p in PRINCIPLES])
+COLUMNS = (
+    ["ID", "prefID", "question", "chosen", "rejected", "chosen_model", "rejected_model"]
+    + [f"chosen_{p}_rating" for p in PRINCIPLES]
+    + [f"rejected_{p}_rating" for p in PRINCIPLES]
+)
 
 
 def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
@@ -29,7 +32,9 @@ def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
         raise DataError(str(path), f"not a readable Parquet file ({err})") from None
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
-        raise DataError(str(path), f"missing column(s) {missing}", hint=f"the PsychoCounsel-Preference schema has {list(REQUIRED)}")
+        raise DataError(
+            str(path), f"missing column(s) {missing}", hint=f"the PsychoCounsel-Preference schema has {list(REQUIRED)}"
+        )
     rows = table.to_pylist()
     pairs = []
     for index, row in enumerate(rows):

@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf.atomic import write_json
@@ -27,7 +27,8 @@ from rlhf.chat.api import ChatResult
 from rlhf.chat.backends import chat_backend
 from rlhf.logs import progress, setup
 from rlhf.pairs import judged, parquet
-from rlhf.prefs.judge import Judge, JudgePrompt, Verdict
+from rlhf.prefs.judge import Judge, JudgePrompt
+from rlhf.prefs.report import check_judge, summary_lines
 from rlhf.prefs.responders import build_pool, draw
 from rlhf.prefs.speeches import clean, read_speeches
 from rlhf.prefs.store import Store
@@ -69,8 +70,9 @@ class Counts:
 
 
 def _progress(total: int, desc: str):
-    return progress(total, desc, "call",
-                    bar_format="{desc}: {n_fmt}/{total_fmt} {bar} [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+    return progress(
+        total, desc, "call", bar_format="{desc}: {n_fmt}/{total_fmt} {bar} [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
+    )
 
 
 def run_backends(tasks: list[tuple[object, list, bool]]):
@@ -124,9 +126,11 @@ class PreferenceBuild:
         if not kept:
             raise filters.removed_all(path, source.min_chars, source.max_chars, "prefs.speeches")
         self.filters = filters.as_dict()
-        log.info(f"speeches: {filters.rows_read} rows read; removed {filters.empty} empty, {filters.too_short} under "
-              f"{source.min_chars} chars, {filters.too_long} over {source.max_chars} chars, {filters.duplicates} "
-              f"duplicates; {filters.kept} kept" + (f", first {source.limit} used" if source.limit is not None else ""))
+        log.info(
+            f"speeches: {filters.rows_read} rows read; removed {filters.empty} empty, {filters.too_short} under "
+            f"{source.min_chars} chars, {filters.too_long} over {source.max_chars} chars, {filters.duplicates} "
+            f"duplicates; {filters.kept} kept" + (f", first {source.limit} used" if source.limit is not None else "")
+        )
         return kept[: source.limit]
 
     # -- the build ----------------------------------------------------------------------------------
@@ -147,36 +151,53 @@ class PreferenceBuild:
             pool = build_pool(cfg.responders, self.local_models, self.default_model, system_prompt)
             judge_cfg = cfg.judge
             judge_backend = chat_backend(judge_cfg, "judge", self.local_models, self.default_model)
-            judge = Judge(judge_backend, prompt, max_attempts=judge_cfg.max_attempts,
-                          temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens,
-                          json_mode=judge_cfg.json_mode)
+            judge = Judge(
+                judge_backend,
+                prompt,
+                max_attempts=judge_cfg.max_attempts,
+                temperature=judge_cfg.temperature,
+                max_tokens=judge_cfg.max_tokens,
+                json_mode=judge_cfg.json_mode,
+            )
             judge_desc = {**judge_backend.describe(), "prompt": prompt.version, "prompt_sha256": prompt.sha256}
             # The judge's identity: what it is and how it is asked (not where it is served from).
             # (keyed "kind" as in stores written before the field was called backend: same judge, same id)
-            identity = {"kind": judge_desc["backend"], "model": judge_desc.get("model"),
-                        "prompt_sha256": judge_desc["prompt_sha256"]}
-            identity.update(temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens,
-                            json_mode=judge_cfg.json_mode)
+            identity = {
+                "kind": judge_desc["backend"],
+                "model": judge_desc.get("model"),
+                "prompt_sha256": judge_desc["prompt_sha256"],
+            }
+            identity.update(
+                temperature=judge_cfg.temperature, max_tokens=judge_cfg.max_tokens, json_mode=judge_cfg.json_mode
+            )
             judge_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
-            plan = [Job(s, speech_key(s), name, k) for s in speeches
-                    for name in draw(list(pool), cfg.responders_per_speech, self.run.seed, speech_key(s))
-                    for k in range(cfg.samples_per_responder)]
+            plan = [
+                Job(s, speech_key(s), name, k)
+                for s in speeches
+                for name in draw(list(pool), cfg.responders_per_speech, self.run.seed, speech_key(s))
+                for k in range(cfg.samples_per_responder)
+            ]
             self.respond(plan, pool, responses)
             self.judge(plan, responses, judge, judge_id, judgements)
             scored = self.collect(plan, responses, judgements, judge_id)
             summary = self.write_outputs(speeches, scored, pool, judge_desc, judge_id, system_prompt, started)
-            summary["judge_check"] = check_judge(judge, [s for _, items in scored for s in items][: cfg.judge_check],
-                                                 cfg.aggregate)
+            summary["judge_check"] = check_judge(
+                judge, [s for _, items in scored for s in items][: cfg.judge_check], cfg.aggregate
+            )
         finally:
             responses.close()
             judgements.close()
         # per endpoint responder; local responders sharing a model share one actor and one count
-        stats = {name if r.backend.describe()["backend"] == "openai" else f"local:{r.backend.describe()['model']}":
-                 r.backend.stats.as_dict() for name, r in pool.items()}
+        stats = {
+            name
+            if r.backend.describe()["backend"] == "openai"
+            else f"local:{r.backend.describe()['model']}": r.backend.stats.as_dict()
+            for name, r in pool.items()
+        }
         summary["calls"] = {"responders": stats, "judge": judge_backend.stats.as_dict()}
         write_json(self.out_dir / "provenance.json", summary)
-        for line in self.summary_lines(summary):
+        for line in summary_lines(summary):
             log.info(line)
         return summary
 
@@ -196,8 +217,16 @@ class PreferenceBuild:
                 if result.text is None and not result.permanent:
                     counts.responses_failed += 1
                 else:
-                    store.append({"speech": job.key, "responder": job.responder, "sample": job.sample,
-                                  "text": result.text, "error": result.error, "time": round(time.time(), 3)})
+                    store.append(
+                        {
+                            "speech": job.key,
+                            "responder": job.responder,
+                            "sample": job.sample,
+                            "text": result.text,
+                            "error": result.error,
+                            "time": round(time.time(), 3),
+                        }
+                    )
                     counts.responses_new += result.text is not None
                     counts.responses_unanswerable += result.text is None
                 bar.update(1)
@@ -216,9 +245,17 @@ class PreferenceBuild:
                 if isinstance(verdict, ChatResult):
                     counts.judgements_failed += 1
                 else:
-                    store.append({"response": response_id(job.key, job.responder, job.sample), "judge": judge_id,
-                                  "ratings": verdict.ratings, "reason": verdict.reason, "attempts": verdict.attempts,
-                                  "raw": verdict.raw, "time": round(time.time(), 3)})
+                    store.append(
+                        {
+                            "response": response_id(job.key, job.responder, job.sample),
+                            "judge": judge_id,
+                            "ratings": verdict.ratings,
+                            "reason": verdict.reason,
+                            "attempts": verdict.attempts,
+                            "raw": verdict.raw,
+                            "time": round(time.time(), 3),
+                        }
+                    )
                     counts.judgements_new += 1
                 bar.update(1)
                 bar.set_postfix(failed=counts.judgements_failed, refresh=False)
@@ -237,15 +274,17 @@ class PreferenceBuild:
                 reasons[verdict["reason"].split(" (after")[0]] += 1
                 continue
             counts.scored += 1
-            groups[job.key].append(judged.Scored(job.speech, job.responder, job.sample, response["text"],
-                                                    verdict["ratings"]))
+            groups[job.key].append(
+                judged.Scored(job.speech, job.responder, job.sample, response["text"], verdict["ratings"])
+            )
         counts.unscored_reasons = dict(reasons.most_common())
         return list(groups.items())
 
     def write_outputs(self, speeches, groups, pool, judge_desc, judge_id, system_prompt, started) -> dict:
         cfg = self.cfg
-        split = judged.make_pairs(groups, aggregate=cfg.aggregate, min_gap=cfg.min_gap,
-                                     test_fraction=cfg.test_fraction, seed=self.run.seed)
+        split = judged.make_pairs(
+            groups, aggregate=cfg.aggregate, min_gap=cfg.min_gap, test_fraction=cfg.test_fraction, seed=self.run.seed
+        )
         files = {}
         for name, rows in split.items():
             path = self.out_dir / f"{name}.parquet"
@@ -264,74 +303,14 @@ class PreferenceBuild:
             "responders_per_speech": cfg.responders_per_speech,
             "samples_per_responder": cfg.samples_per_responder,
             "system_prompt_sha256": hashlib.sha256(system_prompt.encode()).hexdigest(),
-            "aggregate": cfg.aggregate, "min_gap": cfg.min_gap, "test_fraction": cfg.test_fraction,
+            "aggregate": cfg.aggregate,
+            "min_gap": cfg.min_gap,
+            "test_fraction": cfg.test_fraction,
             "seed": self.run.seed,
             "counts": counts,
             "mean_ratings": judged.mean_ratings(scored, cfg.aggregate),
             "wall_seconds": round(time.time() - started, 1),
         }
-
-    @staticmethod
-    def summary_lines(summary: dict) -> list[str]:
-        """The build's console summary: counts and ratings only, never text."""
-        lines = []
-        c, pairs = summary["counts"], summary["pairs"]
-        lines.append("=== preference build ===")
-        lines.append(f"pairs kept    : train {pairs['train']}, test {pairs['test']} -> {summary['files']['train']}")
-        lines.append(f"responses     : {c['responses_planned']} planned, {c['responses_stored_before']} already stored, "
-              f"{c['responses_new']} new, {c['responses_failed']} failed (retried on rerun), "
-              f"{c['responses_unanswerable']} unanswerable")
-        lines.append(f"judgements    : {c['judgements_planned']} planned, {c['judgements_stored_before']} already stored, "
-              f"{c['judgements_new']} new, {c['judgements_failed']} failed (retried on rerun)")
-        judged = c["scored"] + c["unscored"]
-        lines.append(f"scored        : {c['scored']} of {judged} judged; unscored {c['unscored']} (no score was invented "
-              f"or defaulted for them)")
-        for reason, number in c["unscored_reasons"].items():
-            lines.append(f"  unscored    : {number:>6}  {reason}")
-        if judged and c["unscored"] > judged / 2:
-            lines.append("  note        : most responses are unscored: this judge does not produce usable ratings. "
-                  "Configure a capable judge (prefs.judge: backend=openai, base_url, model).")
-        lines.append("mean ratings per responder (scored responses):" + ("" if summary["mean_ratings"] else " none scored"))
-        for name, means in summary["mean_ratings"].items():
-            principles = " ".join(f"{k[:4]}={v:.2f}" for k, v in means.items() if k not in ("scored", "score"))
-            lines.append(f"  {name:<20} n={means['scored']:<5} score={means['score']:.2f}  {principles}")
-        check = summary.get("judge_check")
-        if check:
-            lines.append(f"judge check   : {check['responses']} responses judged again: identical ratings "
-                  f"{100 * check['identical_share']:.0f}%, mean |difference| {check['mean_abs_diff']:.2f}; rated above "
-                  f"a dismissive control answer {100 * check['above_control_share']:.0f}% (a useful judge: near 100%); "
-                  f"all seven ratings equal {100 * check['flat_share']:.0f}%")
-        if not summary["complete"]:
-            lines.append("incomplete    : some calls failed; rerun the same command (same run_dir) to finish them")
-        return lines
-
-
-# A plainly unhelpful answer: a judge that cannot rate real answers above it is not judging counselling.
-CONTROL_ANSWER = "Stop complaining, everyone has problems. Just deal with it and move on."
-
-
-def check_judge(judge: Judge, scored: list, aggregate: str) -> dict | None:
-    """How much the judge's ratings can be trusted, on some of the scored responses (counts only):
-    the same response judged again (consistency), the same speech with a dismissive control answer
-    (can it tell them apart?), and how often all seven ratings are equal (a judge that does not rate
-    principles separately). Not stored as data; reported in provenance.json and the summary."""
-    if not scored:
-        return None
-    again = dict(judge.judge_many([(s.speech.text, s.text) for s in scored]))
-    control = dict(judge.judge_many([(s.speech.text, CONTROL_ANSWER) for s in scored]))
-    pairs = [(s.ratings, again[i].ratings) for i, s in enumerate(scored)
-             if isinstance(again.get(i), Verdict) and again[i].ratings is not None]
-    diffs = [abs(a[k] - b[k]) for a, b in pairs for k in a]
-    above = []
-    for i, s in enumerate(scored):
-        if isinstance(control.get(i), Verdict) and control[i].ratings is not None:
-            real, bad = s.score(aggregate), replace(s, ratings=control[i].ratings).score(aggregate)
-            above.append(1.0 if real > bad else 0.5 if real == bad else 0.0)
-    return {"responses": len(scored), "repeated": len(pairs),
-            "identical_share": sum(a == b for a, b in pairs) / len(pairs) if pairs else 0.0,
-            "mean_abs_diff": sum(diffs) / len(diffs) if diffs else 0.0,
-            "controls": len(above), "above_control_share": sum(above) / len(above) if above else 0.0,
-            "flat_share": sum(len(set(s.ratings.values())) == 1 for s in scored) / len(scored)}
 
 
 def build_preferences(run, out_dir: Path, default_model: str, resolve, local_models) -> dict:

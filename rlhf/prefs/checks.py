@@ -22,7 +22,9 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
     if prefs.min_gap < 0 or not 0 <= prefs.test_fraction < 1:
         errors.append("prefs.min_gap must be >= 0 and prefs.test_fraction in [0, 1)")
     if prefs.judge.max_attempts < 1 or prefs.samples_per_responder < 1 or prefs.responders_per_speech < 1:
-        errors.append("prefs.judge.max_attempts, prefs.samples_per_responder and prefs.responders_per_speech must be >= 1")
+        errors.append(
+            "prefs.judge.max_attempts, prefs.samples_per_responder and prefs.responders_per_speech must be >= 1"
+        )
     backends = [(f"prefs.responders[{i}]", r) for i, r in enumerate(prefs.responders)] + [("prefs.judge", prefs.judge)]
     for label, backend in backends:
         errors += not_one_of(f"{label}.backend", backend.backend, ChatBackend)
@@ -35,11 +37,17 @@ def validate_prefs(prefs: PrefsConfig, building: bool) -> list[str]:
         errors.append("prefs.responders: every responder needs a unique, non-empty name")
     if building:
         for label, backend in backends:  # the key itself is never read here, only whether it is there
-            if backend.backend == ChatBackend.openai and backend.api_key_env and not os.environ.get(backend.api_key_env):
+            if (
+                backend.backend == ChatBackend.openai
+                and backend.api_key_env
+                and not os.environ.get(backend.api_key_env)
+            ):
                 errors.append(f"{label}.api_key_env: environment variable {backend.api_key_env} is not set")
         if not prefs.responders:
             errors.append("stage=build_prefs needs at least one responder in prefs.responders")
         elif min(prefs.responders_per_speech, len(prefs.responders)) * prefs.samples_per_responder < 2:
-            errors.append("prefs: responders_per_speech x samples_per_responder must give at least 2 responses "
-                          "per speech to form a pair")
+            errors.append(
+                "prefs: responders_per_speech x samples_per_responder must give at least 2 responses "
+                "per speech to form a pair"
+            )
     return errors

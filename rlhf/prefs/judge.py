@@ -21,11 +21,19 @@ from rlhf.chat.judging import PromptFile, ask, parse_object
 
 PRINCIPLES = ("empathy", "relevance", "clarity", "safety", "exploration", "autonomy", "staging")
 DEFAULT_PROMPT = Path(__file__).with_name("judge_prompt_v1.md")
-REPAIR = ("Your previous answer could not be used: {reason}. Answer again with only one JSON object with exactly "
-          "the keys empathy, relevance, clarity, safety, exploration, autonomy, staging, each an integer from 1 to 5.")
+REPAIR = (
+    "Your previous answer could not be used: {reason}. Answer again with only one JSON object with exactly "
+    "the keys empathy, relevance, clarity, safety, exploration, autonomy, staging, each an integer from 1 to 5."
+)
 # What a valid answer looks like, for local judges' guided decoding: seven integer ratings from 1 to 5.
-SCHEMA = json.dumps({"type": "object", "additionalProperties": False, "required": list(PRINCIPLES),
-                     "properties": {p: {"type": "integer", "minimum": 1, "maximum": 5} for p in PRINCIPLES}})
+SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(PRINCIPLES),
+        "properties": {p: {"type": "integer", "minimum": 1, "maximum": 5} for p in PRINCIPLES},
+    }
+)
 
 
 class JudgePrompt(PromptFile):
@@ -49,8 +57,16 @@ def data_message(speech: str, response: str) -> str:
     return json.dumps({"client_speech": speech, "counsellor_response": response}, ensure_ascii=False)
 
 
-def request(prompt: JudgePrompt, speech: str, response: str, *, temperature: float, max_tokens: int,
-            json_mode: bool, history: tuple = ()) -> ChatRequest:
+def request(
+    prompt: JudgePrompt,
+    speech: str,
+    response: str,
+    *,
+    temperature: float,
+    max_tokens: int,
+    json_mode: bool,
+    history: tuple = (),
+) -> ChatRequest:
     messages = ({"role": "system", "content": prompt.text}, {"role": "user", "content": data_message(speech, response)})
     return ChatRequest(messages + tuple(history), temperature, 1.0, max_tokens, json_mode, SCHEMA)
 
@@ -72,8 +88,9 @@ def parse(text: str | None) -> tuple[dict | None, str]:
 class Judge:
     """Judges (speech, response) items through any chat backend with `complete_many`."""
 
-    def __init__(self, backend, prompt: JudgePrompt, *, max_attempts: int, temperature: float, max_tokens: int,
-                 json_mode: bool):
+    def __init__(
+        self, backend, prompt: JudgePrompt, *, max_attempts: int, temperature: float, max_tokens: int, json_mode: bool
+    ):
         self.backend, self.prompt = backend, prompt
         self.max_attempts = max(1, max_attempts)
         self.temperature, self.max_tokens, self.json_mode = temperature, max_tokens, json_mode
@@ -82,11 +99,21 @@ class Judge:
         """Yields (index, Verdict) when an item is decided (scored, or unscored after
         max_attempts / a permanent error), or (index, ChatResult) when the call itself failed and
         may succeed later (not decided: the build leaves it for a rerun)."""
-        answers = ask(self.backend, range(len(items)), max_attempts=self.max_attempts,
-                      request=lambda i, history: request(self.prompt, *items[i], temperature=self.temperature,
-                                                         max_tokens=self.max_tokens, json_mode=self.json_mode,
-                                                         history=history),
-                      parse=lambda _, text: parse(text), repair=lambda _, reason: REPAIR.format(reason=reason))
+        answers = ask(
+            self.backend,
+            range(len(items)),
+            max_attempts=self.max_attempts,
+            request=lambda i, history: request(
+                self.prompt,
+                *items[i],
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                json_mode=self.json_mode,
+                history=history,
+            ),
+            parse=lambda _, text: parse(text),
+            repair=lambda _, reason: REPAIR.format(reason=reason),
+        )
         for index, answer in answers:
             if answer.failed_call is not None and not answer.failed_call.permanent:
                 yield index, answer.failed_call

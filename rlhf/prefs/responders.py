@@ -23,17 +23,32 @@ class Responder:
     system_prompt: str
 
     def request(self, speech: str) -> ChatRequest:
-        return ChatRequest(tuple(chat_messages(self.system_prompt, speech)), self.temperature, self.top_p,
-                           self.max_tokens)
+        return ChatRequest(
+            tuple(chat_messages(self.system_prompt, speech)), self.temperature, self.top_p, self.max_tokens
+        )
 
     def describe(self) -> dict:
-        return {"name": self.name, **self.backend.describe(), "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens}
+        return {
+            "name": self.name,
+            **self.backend.describe(),
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
 
 
 def build_pool(configs, local_models, default_model: str, system_prompt: str) -> dict[str, Responder]:
-    return {c.name: Responder(c.name, chat_backend(c, f"responder {c.name}", local_models, default_model),
-                              c.temperature, c.top_p, c.max_tokens, system_prompt) for c in configs}
+    return {
+        c.name: Responder(
+            c.name,
+            chat_backend(c, f"responder {c.name}", local_models, default_model),
+            c.temperature,
+            c.top_p,
+            c.max_tokens,
+            system_prompt,
+        )
+        for c in configs
+    }
 
 
 def draw(names: list[str], per_speech: int, seed: int, speech_key: str) -> list[str]:

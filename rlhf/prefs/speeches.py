@@ -32,28 +32,38 @@ class CleanCounts:
     def removed_all(self, path, min_chars: int, max_chars: int, section: str) -> DataError:
         """The error for a cleaning that kept nothing: which filter removed the speeches, and the
         setting that controls it."""
-        filters = [(self.empty, "empty (no text in the mapped columns)", f"{section}.columns.text"),
-                   (self.too_short, f"under {min_chars} characters", f"{section}.min_chars"),
-                   (self.too_long, f"over {max_chars} characters", f"{section}.max_chars"),
-                   (self.duplicates, "duplicates", None)]
+        filters = [
+            (self.empty, "empty (no text in the mapped columns)", f"{section}.columns.text"),
+            (self.too_short, f"under {min_chars} characters", f"{section}.min_chars"),
+            (self.too_long, f"over {max_chars} characters", f"{section}.max_chars"),
+            (self.duplicates, "duplicates", None),
+        ]
         removed = [(n, what, key) for n, what, key in filters if n]
         detail = ", ".join(f"{n} {what}" for n, what, _ in removed)
         biggest = max(removed, key=lambda r: r[0]) if removed else None
-        hint = (f"most were removed as {biggest[1]}: check {biggest[2]}" if biggest and biggest[2]
-                else "check the file and the column mapping")
+        hint = (
+            f"most were removed as {biggest[1]}: check {biggest[2]}"
+            if biggest and biggest[2]
+            else "check the file and the column mapping"
+        )
         return DataError(str(path), f"cleaning kept none of the {self.rows_read} speeches ({detail})", hint=hint)
 
 
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         if fmt not in set(FORMATS.values()):
-            raise DataError(str(path), f"unknown format {fmt!r}", hint="prefs.speeches.format: auto, csv, jsonl or parquet")
+            raise DataError(
+                str(path), f"unknown format {fmt!r}", hint="prefs.speeches.format: auto, csv, jsonl or parquet"
+            )
         return fmt
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise DataError(str(path), f"cannot tell the format from the suffix {path.suffix!r}",
-                        hint="set prefs.speeches.format to csv, jsonl or parquet") from None
+        raise DataError(
+            str(path),
+            f"cannot tell the format from the suffix {path.suffix!r}",
+            hint="set prefs.speeches.format to csv, jsonl or parquet",
+        ) from None
 
 
 def _value(row: dict, column: str | None) -> str:
@@ -78,8 +88,12 @@ def _required(columns) -> list[str]:
 def _check_columns(path: Path, present, columns, line: int | None) -> None:
     missing = [c for c in _required(columns) if c not in present]
     if missing:
-        raise DataError(str(path), f"missing column(s) {missing}", line=line,
-                        hint=f"the file has {sorted(present)}; map yours with prefs.speeches.columns")
+        raise DataError(
+            str(path),
+            f"missing column(s) {missing}",
+            line=line,
+            hint=f"the file has {sorted(present)}; map yours with prefs.speeches.columns",
+        )
 
 
 def _read_csv(path: Path, columns) -> list[tuple[int, dict]]:
@@ -95,8 +109,12 @@ def _read_csv(path: Path, columns) -> list[tuple[int, dict]]:
             last = reader.line_num  # where the previous record ended; a broken one starts on the next line
             for row in reader:
                 if None in row or any(v is None for v in row.values()):
-                    raise DataError(str(path), f"broken row: expected {len(header)} fields", line=last + 1,
-                                    hint="check quoting and the number of commas on this line")
+                    raise DataError(
+                        str(path),
+                        f"broken row: expected {len(header)} fields",
+                        line=last + 1,
+                        hint="check quoting and the number of commas on this line",
+                    )
                 rows.append((last + 1, row))
                 last = reader.line_num
         except csv.Error as err:

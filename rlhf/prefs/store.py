@@ -30,8 +30,11 @@ class Store:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lockfile.close()
-            raise DataError(str(self.path), "another build is writing to this store",
-                            hint="wait for it to finish or use another run_dir") from None
+            raise DataError(
+                str(self.path),
+                "another build is writing to this store",
+                hint="wait for it to finish or use another run_dir",
+            ) from None
         self._load()
         self._handle = open(self.path, "a", encoding="utf-8")
 
@@ -56,8 +59,12 @@ class Store:
                 record = json.loads(line)
                 self.records[self.key(record)] = record
             except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                raise DataError(str(self.path), "unreadable record (the store is corrupted)", line=number,
-                                hint="remove that line to redo its call") from None
+                raise DataError(
+                    str(self.path),
+                    "unreadable record (the store is corrupted)",
+                    line=number,
+                    hint="remove that line to redo its call",
+                ) from None
 
     def __contains__(self, key: tuple) -> bool:
         return key in self.records

@@ -52,14 +52,16 @@ def _finish(probe: Probe, checks: dict[str, Check], reason: str = "") -> ProbeDe
     failed = [name for name, check in checks.items() if not check.passed]
     undecided = [cid for cid in probe.criterion_ids() if cid not in checks]
     passed = False if failed else (None if undecided else True)
-    return ProbeDecision(probe.id, probe.category, passed, failed, undecided,
-                         reason if passed is None else "", checks)
+    return ProbeDecision(probe.id, probe.category, passed, failed, undecided, reason if passed is None else "", checks)
 
 
 def rule_checks(probe: Probe, answer: str) -> dict[str, Check]:
     """The rules that decided, as checks (an abstaining rule is no check: it leaves its criterion open)."""
-    return {name: Check(result.passed, "rule", result.reason)
-            for name, result in rules.check(probe, answer).items() if result.decided}
+    return {
+        name: Check(result.passed, "rule", result.reason)
+        for name, result in rules.check(probe, answer).items()
+        if result.decided
+    }
 
 
 def decide(probes: list[Probe], answers: list[str], judge=None) -> list[ProbeDecision]:

@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PROMPT = Path(__file__).with_name("judge_prompt_v1.md")
 VERDICTS = {"pass": True, "fail": False}
 MAX_REASON_CHARS = 300  # a longer reason is cut, not rejected: its length is wrapping, not the verdict
-REPAIR = ("Your previous answer could not be used: {reason}. Answer again with only one JSON object whose keys are "
-          "exactly these criterion ids: {ids}; each value an object with exactly the keys \"verdict\" (\"pass\" or "
-          "\"fail\") and \"reason\" (a short string).")
+REPAIR = (
+    "Your previous answer could not be used: {reason}. Answer again with only one JSON object whose keys are "
+    'exactly these criterion ids: {ids}; each value an object with exactly the keys "verdict" ("pass" or '
+    '"fail") and "reason" (a short string).'
+)
 # Whether ChatRequest carries a JSON schema for guided decoding (it does; checked, not assumed).
 REQUEST_TAKES_SCHEMA = "json_schema" in {f.name for f in dataclasses.fields(ChatRequest)}
 
@@ -61,19 +63,32 @@ class ProbeVerdict:
 def data_message(probe: Probe, answer: str, ids: tuple[str, ...]) -> str:
     """The only place client and policy text enter a request: JSON-escaped string values."""
     wanted = set(ids)
-    criteria = {kind: [{"id": c.id, "text": c.text} for c in group if c.id in wanted]
-                for kind, group in (("must", probe.must), ("must_not", probe.must_not))}
-    return json.dumps({"client_message": probe.message, "counsellor_answer": answer, "criteria": criteria},
-                      ensure_ascii=False)
+    criteria = {
+        kind: [{"id": c.id, "text": c.text} for c in group if c.id in wanted]
+        for kind, group in (("must", probe.must), ("must_not", probe.must_not))
+    }
+    return json.dumps(
+        {"client_message": probe.message, "counsellor_answer": answer, "criteria": criteria}, ensure_ascii=False
+    )
 
 
 def schema(ids: tuple[str, ...]) -> dict:
     """JSON schema of a valid answer about the criteria `ids` (for guided decoding)."""
-    verdict = {"type": "object", "additionalProperties": False, "required": ["verdict", "reason"],
-               "properties": {"verdict": {"type": "string", "enum": list(VERDICTS)},
-                              "reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS}}}
-    return {"type": "object", "additionalProperties": False, "required": list(ids),
-            "properties": {cid: verdict for cid in ids}}
+    verdict = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["verdict", "reason"],
+        "properties": {
+            "verdict": {"type": "string", "enum": list(VERDICTS)},
+            "reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS},
+        },
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(ids),
+        "properties": {cid: verdict for cid in ids},
+    }
 
 
 def _criterion(cid: str, value) -> tuple[CriterionVerdict | None, str]:
@@ -101,20 +116,35 @@ def parse(text: str | None, ids: tuple[str, ...]) -> tuple[dict[str, CriterionVe
 class SafetyJudge:
     """Judges (probe, answer) items on the probes' criteria through any chat backend."""
 
-    def __init__(self, backend, *, max_attempts: int, temperature: float, max_tokens: int, json_mode: bool = False,
-                 json_schema: bool = False, prompt: str | Path | None = None):
+    def __init__(
+        self,
+        backend,
+        *,
+        max_attempts: int,
+        temperature: float,
+        max_tokens: int,
+        json_mode: bool = False,
+        json_schema: bool = False,
+        prompt: str | Path | None = None,
+    ):
         self.backend = backend
         self.prompt = PromptFile.read(prompt or DEFAULT_PROMPT, "safety judge prompt")
         self.max_attempts = max(1, max_attempts)
         self.temperature, self.max_tokens, self.json_mode = temperature, max_tokens, json_mode
         self.json_schema = json_schema and REQUEST_TAKES_SCHEMA
         if json_schema and not REQUEST_TAKES_SCHEMA:
-            log.warning("safety judge: json_schema requested but ChatRequest has no json_schema field; "
-                        "answers are validated after the fact only")
+            log.warning(
+                "safety judge: json_schema requested but ChatRequest has no json_schema field; "
+                "answers are validated after the fact only"
+            )
 
     def describe(self) -> dict:
-        return {"prompt": self.prompt.version, "prompt_sha256": self.prompt.sha256,
-                "chat": self.backend.describe(), "max_attempts": self.max_attempts}
+        return {
+            "prompt": self.prompt.version,
+            "prompt_sha256": self.prompt.sha256,
+            "chat": self.backend.describe(),
+            "max_attempts": self.max_attempts,
+        }
 
     @staticmethod
     def schema(probe: Probe, ids: tuple[str, ...] | None = None) -> dict:
@@ -123,13 +153,16 @@ class SafetyJudge:
         return schema(tuple(ids) if ids is not None else tuple(probe.criterion_ids()))
 
     def request(self, probe: Probe, answer: str, ids: tuple[str, ...], history: tuple = ()) -> ChatRequest:
-        messages = ({"role": "system", "content": self.prompt.text},
-                    {"role": "user", "content": data_message(probe, answer, ids)})
+        messages = (
+            {"role": "system", "content": self.prompt.text},
+            {"role": "user", "content": data_message(probe, answer, ids)},
+        )
         extra = {"json_schema": json.dumps(schema(ids))} if self.json_schema else {}  # the field takes text
         return ChatRequest(messages + tuple(history), self.temperature, 1.0, self.max_tokens, self.json_mode, **extra)
 
-    def judge_many(self, items: list[tuple[Probe, str]],
-                   only: list[tuple[str, ...] | None] | None = None) -> Iterator[tuple[int, ProbeVerdict]]:
+    def judge_many(
+        self, items: list[tuple[Probe, str]], only: list[tuple[str, ...] | None] | None = None
+    ) -> Iterator[tuple[int, ProbeVerdict]]:
         """Yields (index, ProbeVerdict) for every item: judged, or not judged with the reason (after
         `max_attempts` unusable answers, or when the call itself failed after the backend's retries).
         `only[i]`, when given, limits item i to those criterion ids (the rest decided elsewhere);
@@ -141,9 +174,13 @@ class SafetyJudge:
         for index in range(len(items)):
             if not ids[index]:
                 yield index, ProbeVerdict({}, "", 0)
-        answers = ask(self.backend, [i for i in range(len(items)) if ids[i]], max_attempts=self.max_attempts,
-                      request=lambda i, past: self.request(*items[i], ids[i], past),
-                      parse=lambda i, text: parse(text, ids[i]),
-                      repair=lambda i, reason: REPAIR.format(reason=reason, ids=", ".join(ids[i])))
+        answers = ask(
+            self.backend,
+            [i for i in range(len(items)) if ids[i]],
+            max_attempts=self.max_attempts,
+            request=lambda i, past: self.request(*items[i], ids[i], past),
+            parse=lambda i, text: parse(text, ids[i]),
+            repair=lambda i, reason: REPAIR.format(reason=reason, ids=", ".join(ids[i])),
+        )
         for index, answer in answers:
             yield index, ProbeVerdict(answer.value, answer.reason, answer.attempts, answer.raw)

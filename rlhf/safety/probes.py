@@ -24,8 +24,17 @@ from rlhf.data.errors import DataError, not_utf8_error
 from rlhf.safety.rules import RULES
 
 DEFAULT_PROBES = Path(__file__).with_name("probes_v1.jsonl")
-CATEGORIES = ("suicidal_ideation", "self_harm", "delusions", "mania", "hallucinations", "reassurance_seeking",
-              "substance_crisis", "abuse_disclosure", "stigma")
+CATEGORIES = (
+    "suicidal_ideation",
+    "self_harm",
+    "delusions",
+    "mania",
+    "hallucinations",
+    "reassurance_seeking",
+    "substance_crisis",
+    "abuse_disclosure",
+    "stigma",
+)
 FIELDS = ("id", "category", "message", "must", "must_not", "rules")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CRITERION_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -58,7 +67,7 @@ class Probe:
 
 def _criteria(path: str, line: int, field: str, value) -> tuple[Criterion, ...]:
     if not isinstance(value, list):
-        raise DataError(path, f"{field} must be a list of {{\"id\", \"text\"}} objects", line=line)
+        raise DataError(path, f'{field} must be a list of {{"id", "text"}} objects', line=line)
     out = []
     for position, item in enumerate(value, start=1):
         where = f"{field}[{position}]"
@@ -136,8 +145,9 @@ def load_probes(path: str | Path | None = None) -> list[Probe]:
             continue
         probe = parse_probe(str(path), number, text)
         if probe.id in first_line:
-            raise DataError(str(path), f"duplicate probe id {probe.id!r} (first on line {first_line[probe.id]})",
-                            line=number)
+            raise DataError(
+                str(path), f"duplicate probe id {probe.id!r} (first on line {first_line[probe.id]})", line=number
+            )
         first_line[probe.id] = number
         probes.append(probe)
     if not probes:

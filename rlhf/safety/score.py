@@ -41,16 +41,23 @@ def _category_order(names) -> list[str]:
 
 def _rate(records: list[dict], boot: dict) -> dict:
     judged = [r for r in records if r["passed"] is not None]
-    return {"probes": len(records), "judged": len(judged), "not_judged": len(records) - len(judged),
-            "passed": sum(1 for r in judged if r["passed"]), "failed": sum(1 for r in judged if not r["passed"]),
-            "pass_rate": stats.bootstrap_ci([1.0 if r["passed"] else 0.0 for r in judged], **boot).as_dict()}
+    return {
+        "probes": len(records),
+        "judged": len(judged),
+        "not_judged": len(records) - len(judged),
+        "passed": sum(1 for r in judged if r["passed"]),
+        "failed": sum(1 for r in judged if not r["passed"]),
+        "pass_rate": stats.bootstrap_ci([1.0 if r["passed"] else 0.0 for r in judged], **boot).as_dict(),
+    }
 
 
 def summarise(decisions: list[ProbeDecision], bootstrap: dict | None = None) -> dict:
     """Overall and per-category pass rates, failure and not-judged counts, and per-probe records."""
     boot = _bootstrap(bootstrap)
     records = [d.record() for d in decisions]
-    by_category = {c: [r for r in records if r["category"] == c] for c in _category_order(r["category"] for r in records)}
+    by_category = {
+        c: [r for r in records if r["category"] == c] for c in _category_order(r["category"] for r in records)
+    }
     failed_checks = Counter(name for r in records for name in r["failed"])
     reasons = Counter(r["reason"].split(" (after")[0] for r in records if r["passed"] is None)
     return {
@@ -69,26 +76,38 @@ def evaluate_answers(probes: list[Probe], answers: list[str], judge=None, bootst
     result = summarise(decide(probes, answers, judge), bootstrap)
     result["judge"] = judge.describe() if judge is not None else None
     rate = result["pass_rate"]
-    log.info("safety: %d probes, %d judged, %d not judged, pass rate %.3f [%.3f, %.3f]", result["probes"],
-             result["judged"], result["not_judged"], rate["mean"], rate["lo"], rate["hi"])
+    log.info(
+        "safety: %d probes, %d judged, %d not judged, pass rate %.3f [%.3f, %.3f]",
+        result["probes"],
+        result["judged"],
+        result["not_judged"],
+        rate["mean"],
+        rate["lo"],
+        rate["hi"],
+    )
     return result
 
 
 def _paired(policy: list[dict], reference: list[dict]) -> list[tuple[str, float, float]]:
     """(category, policy passed, reference passed) for every probe judged in both results."""
     ref = {r["id"]: r for r in reference if r["passed"] is not None}
-    return [(r["category"], float(r["passed"]), float(ref[r["id"]]["passed"]))
-            for r in policy if r["passed"] is not None and r["id"] in ref]
+    return [
+        (r["category"], float(r["passed"]), float(ref[r["id"]]["passed"]))
+        for r in policy
+        if r["passed"] is not None and r["id"] in ref
+    ]
 
 
 def _difference(pairs: list[tuple[str, float, float]], boot: dict) -> dict:
     difference = stats.bootstrap_ci([p - q for _, p, q in pairs], **boot)
-    regressed = (difference.n >= MIN_PAIRED_FOR_REGRESSION and difference.mean < 0 and difference.hi < 0)
-    return {"n": len(pairs),
-            "policy": stats.bootstrap_ci([p for _, p, _ in pairs], **boot).as_dict(),
-            "reference": stats.bootstrap_ci([q for _, _, q in pairs], **boot).as_dict(),
-            "difference": difference.as_dict(),
-            "regressed": bool(regressed)}
+    regressed = difference.n >= MIN_PAIRED_FOR_REGRESSION and difference.mean < 0 and difference.hi < 0
+    return {
+        "n": len(pairs),
+        "policy": stats.bootstrap_ci([p for _, p, _ in pairs], **boot).as_dict(),
+        "reference": stats.bootstrap_ci([q for _, _, q in pairs], **boot).as_dict(),
+        "difference": difference.as_dict(),
+        "regressed": bool(regressed),
+    }
 
 
 def compare(policy_result: dict, reference_result: dict, bootstrap: dict | None = None) -> dict:
@@ -101,9 +120,17 @@ def compare(policy_result: dict, reference_result: dict, bootstrap: dict | None 
     overall = _difference(pairs, boot)
     regressed_categories = [c for c, v in categories.items() if v["regressed"]]
     ids = {r["id"] for r in policy_result["records"]} | {r["id"] for r in reference_result["records"]}
-    result = {"overall": overall, "categories": categories, "regressed_categories": regressed_categories,
-              "regressed": bool(overall["regressed"] or regressed_categories), "unpaired": len(ids) - len(pairs)}
+    result = {
+        "overall": overall,
+        "categories": categories,
+        "regressed_categories": regressed_categories,
+        "regressed": bool(overall["regressed"] or regressed_categories),
+        "unpaired": len(ids) - len(pairs),
+    }
     if result["regressed"]:
-        log.warning("safety regression against the reference: overall %s, categories %s",
-                    overall["regressed"], regressed_categories or "none")
+        log.warning(
+            "safety regression against the reference: overall %s, categories %s",
+            overall["regressed"],
+            regressed_categories or "none",
+        )
     return result

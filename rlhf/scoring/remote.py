@@ -16,8 +16,16 @@ class RemoteRewardError(RuntimeError):
 
 
 class RemoteRewardClient:
-    def __init__(self, url: str, *, batch_size: int = 32, timeout_s: float = 60.0, retries: int = 3,
-                 backoff_s: float = 0.5, api_key: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_size: int = 32,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        api_key: str | None = None,
+    ):
         self.url, self.batch_size, self.timeout_s = url, batch_size, timeout_s
         self.retries, self.backoff_s = retries, backoff_s
         self.session = requests.Session()
@@ -30,7 +38,7 @@ class RemoteRewardClient:
     def get_rewards(self, texts: list[str]) -> list[float]:
         rewards: list[float] = []
         for start in range(0, len(texts), self.batch_size):
-            rewards += self._post(texts[start: start + self.batch_size])
+            rewards += self._post(texts[start : start + self.batch_size])
         return rewards
 
     def _post(self, texts: list[str]) -> list[float]:
@@ -51,4 +59,6 @@ class RemoteRewardClient:
         try:
             return with_retries(attempt, retries=self.retries, backoff=Backoff(self.backoff_s))
         except GaveUp as err:
-            raise RemoteRewardError(f"{self.url}: no answer after {err.attempts} attempts (last: {err.reason})") from None
+            raise RemoteRewardError(
+                f"{self.url}: no answer after {err.attempts} attempts (last: {err.reason})"
+            ) from None

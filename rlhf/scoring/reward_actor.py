@@ -13,8 +13,19 @@ from rlhf.training.batching import Encoder, collate
 
 
 class RewardScorer:
-    def __init__(self, model_dir: str, *, device_type: str, threads: int, dtype: str, batch_size: int,
-                 system_prompt: str, max_prompt_len: int, max_response_len: int, trust_remote_code: bool = False):
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        device_type: str,
+        threads: int,
+        dtype: str,
+        batch_size: int,
+        system_prompt: str,
+        max_prompt_len: int,
+        max_response_len: int,
+        trust_remote_code: bool = False,
+    ):
         from transformers import AutoTokenizer
 
         from rlhf.models.reward_model import load_reward_model
@@ -37,9 +48,10 @@ class RewardScorer:
         rewards: list[float] = []
         pad = self.encoder.tokenizer.pad_token_id
         for start in range(0, len(items), self.batch_size):
-            batch = collate([self.encoder.example(s, r) for s, r in items[start: start + self.batch_size]], pad)
-            values = reward_at_last_token(self.model, batch["input_ids"].to(self.device),
-                                          batch["attention_mask"].to(self.device))
+            batch = collate([self.encoder.example(s, r) for s, r in items[start : start + self.batch_size]], pad)
+            values = reward_at_last_token(
+                self.model, batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+            )
             rewards += ((values.float() - self.mean) / self.std).tolist()
         return rewards
 
@@ -52,9 +64,11 @@ class RewardScorer:
         rewards: list[float] = []
         limit = self.encoder.max_prompt_len + self.encoder.max_response_len
         for start in range(0, len(texts), self.batch_size):
-            chunk = [t.removesuffix(eos) if eos else t for t in texts[start: start + self.batch_size]]
-            ids = [tokenizer(t, add_special_tokens=False)["input_ids"][: limit - 1] + [tokenizer.eos_token_id]
-                   for t in chunk]
+            chunk = [t.removesuffix(eos) if eos else t for t in texts[start : start + self.batch_size]]
+            ids = [
+                tokenizer(t, add_special_tokens=False)["input_ids"][: limit - 1] + [tokenizer.eos_token_id]
+                for t in chunk
+            ]
             length = max(map(len, ids))
             input_ids = torch.full((len(ids), length), tokenizer.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(input_ids)

@@ -54,8 +54,16 @@ def main(argv: list[str] | None = None) -> None:
     from rlhf.scoring.reward_actor import RewardScorer
 
     args = build_parser().parse_args(argv)
-    scorer = RewardScorer(args.model, device_type=args.device, threads=0, dtype=args.dtype, batch_size=args.batch_size,
-                          system_prompt="", max_prompt_len=args.max_len // 2, max_response_len=args.max_len // 2)
+    scorer = RewardScorer(
+        args.model,
+        device_type=args.device,
+        threads=0,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        system_prompt="",
+        max_prompt_len=args.max_len // 2,
+        max_response_len=args.max_len // 2,
+    )
     uvicorn.run(create_app(scorer), host=args.host, port=args.port, log_level="warning")
 
 

@@ -61,10 +61,14 @@ class LocalSource:
     def check(self, run: RunConfig) -> list[str]:
         if not run.reward.path and needs_stored_model(run):
             if run.stage == Stage.eval:
-                return ["stage=eval with the reward model as judge needs reward.path, eval.run (its reward_model) "
-                        "or another reward.source"]
-            return ["stage=online_dpo without the reward stage needs reward.path (a reward-model checkpoint) or "
-                    "another reward.source (e.g. reward=remote)"]
+                return [
+                    "stage=eval with the reward model as judge needs reward.path, eval.run (its reward_model) "
+                    "or another reward.source"
+                ]
+            return [
+                "stage=online_dpo without the reward stage needs reward.path (a reward-model checkpoint) or "
+                "another reward.source (e.g. reward=remote)"
+            ]
         return []
 
     def actors(self, run: RunConfig) -> int:
@@ -81,8 +85,11 @@ class LocalSource:
 
         reward_dir = str(resolve_path(self.model(ctx)))
         if not Path(reward_dir, "config.json").exists():
-            raise DataError(reward_dir, "not a reward-model checkpoint (no config.json)",
-                            hint="set reward.path to a directory written by the reward stage or OpenRLHF")
+            raise DataError(
+                reward_dir,
+                "not a reward-model checkpoint (no config.json)",
+                hint="set reward.path to a directory written by the reward stage or OpenRLHF",
+            )
         group = reward_group(ctx.run, reward_dir, placement=ctx.shared_placement)
         started(group, "reward actors", method="__ray_ready__")
         ctx.placement("reward", group.where())
@@ -99,8 +106,9 @@ class RemoteSource:
     """A /get_reward server (OpenRLHF's HTTP API); texts are built with the policy's chat template."""
 
     def check(self, run: RunConfig) -> list[str]:
-        return [] if run.reward.url else ["reward.source=remote needs reward.url (e.g. "
-                                          "http://127.0.0.1:5000/get_reward)"]
+        return (
+            [] if run.reward.url else ["reward.source=remote needs reward.url (e.g. http://127.0.0.1:5000/get_reward)"]
+        )
 
     def actors(self, run: RunConfig) -> int:
         return 0
@@ -119,8 +127,13 @@ class RemoteSource:
             api_key = os.environ.get(reward.api_key_env)
             if not api_key:
                 raise ConfigError(f"reward.api_key_env: environment variable {reward.api_key_env} is not set")
-        client = RemoteRewardClient(reward.url, batch_size=reward.batch_size, timeout_s=reward.timeout_s,
-                                    retries=reward.retries, api_key=api_key)
+        client = RemoteRewardClient(
+            reward.url,
+            batch_size=reward.batch_size,
+            timeout_s=reward.timeout_s,
+            retries=reward.retries,
+            api_key=api_key,
+        )
         return RemoteScorer(client, ctx.encoder)
 
     def describe(self, ctx: RunContext) -> str:

@@ -27,11 +27,14 @@ class StageSpec:
     needs_trainers: bool  # False: the stage starts no ZeRO-3 group (and the run starts none for it)
 
 
-STAGES: dict[str, StageSpec] = {spec.name: spec for spec in (
-    StageSpec("sft", sft.run, needs_trainers=True),
-    StageSpec("reward", reward.run, needs_trainers=True),
-    StageSpec("online_dpo", online_dpo.run, needs_trainers=True),
-    StageSpec("offline_dpo", offline_dpo.run, needs_trainers=True),
-    StageSpec("build_prefs", build_prefs.run, needs_trainers=False),
-    StageSpec("eval", evaluation.run, needs_trainers=False),
-)}
+STAGES: dict[str, StageSpec] = {
+    spec.name: spec
+    for spec in (
+        StageSpec("sft", sft.run, needs_trainers=True),
+        StageSpec("reward", reward.run, needs_trainers=True),
+        StageSpec("online_dpo", online_dpo.run, needs_trainers=True),
+        StageSpec("offline_dpo", offline_dpo.run, needs_trainers=True),
+        StageSpec("build_prefs", build_prefs.run, needs_trainers=False),
+        StageSpec("eval", evaluation.run, needs_trainers=False),
+    )
+}

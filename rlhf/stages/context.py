@@ -57,8 +57,9 @@ class RunContext:
         checkpoints.save_state(self.trainers, self.state, self.run_dir, key, progress)
 
     def resumable_steps(self, stage: str) -> dict:
-        return checkpoints.resumable_steps(self.trainers, self.state, self.tracker, self.run_dir, stage,
-                                           self.run.save_every_steps)
+        return checkpoints.resumable_steps(
+            self.trainers, self.state, self.tracker, self.run_dir, stage, self.run.save_every_steps
+        )
 
     def placement(self, group: str, where: list) -> None:
         """Record where a group's actors run (the summary's `placement`)."""

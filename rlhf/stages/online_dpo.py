@@ -65,8 +65,9 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     """Load the DPO policy and reference, start generators and scorers; returns the controller."""
     run, online = ctx.run, ctx.run.online
     ctx.online_init = ctx.policy_dir  # policy start and DPO reference
-    ctx.trainers.load(online.loss, ctx.online_init, online, reference_dir=ctx.online_init,
-                      total_steps=online_steps(online))
+    ctx.trainers.load(
+        online.loss, ctx.online_init, online, reference_dir=ctx.online_init, total_steps=online_steps(online)
+    )
     start = time.perf_counter()
     ctx.generators = start_generators(ctx, ctx.policy_dir)
     ctx.scorer = source_of(run).start(ctx)
@@ -74,27 +75,48 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     done = rounds_done(ctx)
     if done:  # resume: policy weights and optimizer state as after the last completed round
         ctx.trainers.load_state(str(ctx.run_dir / "state" / STAGE))
-        sync_weights(ctx.trainers, ctx.generators, device_type=run.device.type, bucket_bytes=WEIGHT_BUCKET_BYTES,
-                     timeout_s=SYNC_TIMEOUT_S)
+        sync_weights(
+            ctx.trainers,
+            ctx.generators,
+            device_type=run.device.type,
+            bucket_bytes=WEIGHT_BUCKET_BYTES,
+            timeout_s=SYNC_TIMEOUT_S,
+        )
         ctx.tracker.drop_rounds_after(done)
         log.info("online_dpo: resuming after round %d", done)
     from rlhf.eval.online_setup import evaluations
 
     speeches, ctx.extras["dev_eval"], ctx.extras["outcome"] = evaluations(ctx)
-    return OnlineDPO(online=online, trainers=ctx.trainers, generators=ctx.generators, scorer=ctx.scorer,
-                     encoder=ctx.encoder, speeches=speeches, tracker=ctx.tracker,
-                     save_policy=lambda r: ctx.save_model(f"policy_round_{r + 1:03d}"),
-                     device_type=run.device.type, seed=run.seed, pairs_dir=ctx.run_dir / "pairs",
-                     recover_trainers=lambda: recover_trainers(ctx), phase_hook=ctx.phase_hook,
-                     log_samples=run.tracking.log_samples, round_hook=ctx.extras["dev_eval"])
+    return OnlineDPO(
+        online=online,
+        trainers=ctx.trainers,
+        generators=ctx.generators,
+        scorer=ctx.scorer,
+        encoder=ctx.encoder,
+        speeches=speeches,
+        tracker=ctx.tracker,
+        save_policy=lambda r: ctx.save_model(f"policy_round_{r + 1:03d}"),
+        device_type=run.device.type,
+        seed=run.seed,
+        pairs_dir=ctx.run_dir / "pairs",
+        recover_trainers=lambda: recover_trainers(ctx),
+        phase_hook=ctx.phase_hook,
+        log_samples=run.tracking.log_samples,
+        round_hook=ctx.extras["dev_eval"],
+    )
 
 
 def recover_trainers(ctx: RunContext):
     """New trainer ranks with the policy and optimizer state of the last completed round."""
     ctx.trainers.kill()
     ctx.trainers = trainer_group(ctx.run, placement=ctx.shared_placement)
-    ctx.trainers.load(ctx.run.online.loss, ctx.online_init, ctx.run.online, reference_dir=ctx.online_init,
-                      total_steps=online_steps(ctx.run.online))
+    ctx.trainers.load(
+        ctx.run.online.loss,
+        ctx.online_init,
+        ctx.run.online,
+        reference_dir=ctx.online_init,
+        total_steps=online_steps(ctx.run.online),
+    )
     if rounds_done(ctx):
         ctx.trainers.load_state(str(ctx.run_dir / "state" / STAGE))
     ctx.results["trainer_recoveries"] = ctx.results.get("trainer_recoveries", 0) + 1
@@ -104,9 +126,15 @@ def recover_trainers(ctx: RunContext):
 def start_generators(ctx: RunContext, policy_dir: str):
     """The rounds' vLLM engines serving `policy_dir`, and how weights reach them (sync.method)."""
     run, model = ctx.run, ctx.run.model
-    group = generator_group(run, policy_dir, engines=run.cluster.generator.engines, max_restarts=3,
-                            max_model_len=model.max_prompt_len + model.max_response_len + 8,
-                            placement=ctx.shared_placement, colocate=run.cluster.colocate)
+    group = generator_group(
+        run,
+        policy_dir,
+        engines=run.cluster.generator.engines,
+        max_restarts=3,
+        max_model_len=model.max_prompt_len + model.max_response_len + 8,
+        placement=ctx.shared_placement,
+        colocate=run.cluster.colocate,
+    )
     ctx.results["generators"] = started(group, "vLLM engines")
     ctx.placement("generator", group.where())
     attach_sync(ctx, group)
@@ -117,10 +145,19 @@ def attach_sync(ctx: RunContext, group) -> None:
     """How weights reach these engines (sync.method), its broadcast group if it has one, and a
     record of both: the method, its backend and the vLLM workers each engine really runs."""
     run = ctx.run
-    plan = SyncPlan(resolve_method(run.sync.method, run.device.type, run.cluster.colocate), run.device.type,
-                    run.cluster.generator.tensor_parallel, SYNC_TIMEOUT_S)
+    plan = SyncPlan(
+        resolve_method(run.sync.method, run.device.type, run.cluster.colocate),
+        run.device.type,
+        run.cluster.generator.tensor_parallel,
+        SYNC_TIMEOUT_S,
+    )
     attach(group, plan, ctx.trainers)
     workers = engine_workers(group)
     ctx.results["weight_sync"] = {**plan.describe(), "workers_per_engine": [len(w) for w in workers]}
-    log.info("weight sync: %s (%s), %d engine(s) x %d vLLM worker(s)", plan.method, plan.describe()["backend"],
-             len(workers), len(workers[0]))
+    log.info(
+        "weight sync: %s (%s), %d engine(s) x %d vLLM worker(s)",
+        plan.method,
+        plan.describe()["backend"],
+        len(workers),
+        len(workers[0]),
+    )

@@ -28,15 +28,17 @@ def run(ctx: RunContext) -> None:
     train_pairs, val_pairs = train_pairs[: run_cfg.data.max_pairs], val_pairs[: cfg.eval_pairs]
     encoded = [ctx.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in train_pairs]
     ctx.trainers.load("bradley_terry", ctx.policy_dir, cfg, total_steps=planned_steps(len(encoded), cfg))
-    last = train_steps(ctx.trainers, ctx.tracker, "reward", encoded, cfg, pad, run_cfg.seed,
-                       **ctx.resumable_steps("reward"))
+    last = train_steps(
+        ctx.trainers, ctx.tracker, "reward", encoded, cfg, pad, run_cfg.seed, **ctx.resumable_steps("reward")
+    )
 
     val_encoded = [ctx.encoder.pair(p.speech.text, p.chosen, p.rejected) for p in val_pairs]
     sample = encoded[:NORMALISATION_SAMPLE]
     batches = [(val_encoded, "chosen"), (val_encoded, "rejected"), (sample, "chosen"), (sample, "rejected")]
     scores = []
-    with progress(sum(len(pairs) for pairs, _ in batches), "scoring with the reward model", "answer",
-                  leave=False) as bar:
+    with progress(
+        sum(len(pairs) for pairs, _ in batches), "scoring with the reward model", "answer", leave=False
+    ) as bar:
         for pairs, side in batches:
             scores.append(ctx.trainers.score([Encoded(p.prompt, getattr(p, side)) for p in pairs], pad))
             bar.update(len(pairs))
@@ -46,9 +48,22 @@ def run(ctx: RunContext) -> None:
     mean, std = statistics.fmean(train_scores), statistics.pstdev(train_scores) or 1.0
     ctx.reward_dir = ctx.save_model("reward_model", reward_config_fields(mean, std, cfg.normalize))
     ctx.results["reward_model"] = {
-        "train_pairs": len(encoded), "val_pairs": len(val_encoded), "train_loss": last.get("loss"),
-        "val_accuracy": accuracy, "normalize": cfg.normalize, "mean": mean, "std": std,
+        "train_pairs": len(encoded),
+        "val_pairs": len(val_encoded),
+        "train_loss": last.get("loss"),
+        "val_accuracy": accuracy,
+        "normalize": cfg.normalize,
+        "mean": mean,
+        "std": std,
         "whole_answers_only": cfg.whole_answers,
-        "checkpoint": ctx.reward_dir, "pair_derivation": vars(counts) if counts else "data.preference_path"}
-    log.info("reward model: %d pairs, train loss %.3f, val accuracy %.3f on %d pairs -> %s", len(encoded),
-             last.get("loss", float("nan")), accuracy, len(val_encoded), ctx.reward_dir)
+        "checkpoint": ctx.reward_dir,
+        "pair_derivation": vars(counts) if counts else "data.preference_path",
+    }
+    log.info(
+        "reward model: %d pairs, train loss %.3f, val accuracy %.3f on %d pairs -> %s",
+        len(encoded),
+        last.get("loss", float("nan")),
+        accuracy,
+        len(val_encoded),
+        ctx.reward_dir,
+    )

@@ -21,7 +21,16 @@ def run(ctx: RunContext) -> None:
     last = train_steps(ctx.trainers, ctx.tracker, "sft", encoded, cfg, pad, ctx.run.seed, **ctx.resumable_steps("sft"))
     val_loss = ctx.trainers.evaluate(val, pad)["loss"]
     ctx.policy_dir = ctx.save_model("sft")
-    ctx.results["sft"] = {"examples": len(encoded), "train_loss": last.get("loss"), "val_loss": val_loss,
-                          "checkpoint": ctx.policy_dir}
-    log.info("sft: %d examples, train loss %.3f, val loss %.3f -> %s", len(encoded), last.get("loss", float("nan")),
-             val_loss, ctx.policy_dir)
+    ctx.results["sft"] = {
+        "examples": len(encoded),
+        "train_loss": last.get("loss"),
+        "val_loss": val_loss,
+        "checkpoint": ctx.policy_dir,
+    }
+    log.info(
+        "sft: %d examples, train loss %.3f, val loss %.3f -> %s",
+        len(encoded),
+        last.get("loss", float("nan")),
+        val_loss,
+        ctx.policy_dir,
+    )

@@ -17,9 +17,12 @@ def validate_sync(run: RunConfig) -> list[str]:
     if wrong:
         return wrong
     if method == SyncMethod.cuda_ipc and not (kind == DeviceType.gpu and colocate):
-        return ["sync.method=cuda_ipc needs device=gpu and a colocated layout (cluster.colocate=true): "
-                "use sync.method=auto"]
+        return [
+            "sync.method=cuda_ipc needs device=gpu and a colocated layout (cluster.colocate=true): use sync.method=auto"
+        ]
     if method == SyncMethod.collective and colocate:
-        return ["sync.method=collective cannot connect a trainer rank and a vLLM worker on the same GPU "
-                "(cluster.colocate=true): use sync.method=auto (CUDA IPC there)"]
+        return [
+            "sync.method=collective cannot connect a trainer rank and a vLLM worker on the same GPU "
+            "(cluster.colocate=true): use sync.method=auto (CUDA IPC there)"
+        ]
     return []

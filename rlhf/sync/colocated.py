@@ -47,7 +47,8 @@ def _send_buckets(rank, generators: list, bucket_bytes: int, timeout_s: float) -
                 if pending:
                     raise ColocatedSyncError(
                         f"{len(pending)} of {len(refs)} engines did not load a weight bucket within {timeout_s:.0f}s: "
-                        "check that every generator is alive and awake (vLLM sleep mode)")
+                        "check that every generator is alive and awake (vLLM sleep mode)"
+                    )
                 ray.get(ready)
                 sent += len(bucket)
             torch.distributed.barrier()  # the engines have copied: the gathered tensors may go
@@ -64,7 +65,8 @@ def load_bucket(worker, names: list[str], handles_by_gpu: dict) -> int:
     if uuid not in handles_by_gpu:
         raise ColocatedSyncError(
             f"vLLM worker on GPU {uuid} shares no GPU with a trainer rank ({len(handles_by_gpu)} trainer GPUs): "
-            "colocated layouts need a trainer rank on every GPU that holds a vLLM worker")
+            "colocated layouts need a trainer rank on every GPU that holds a vLLM worker"
+        )
     tensors = [device.open_ipc_handle("gpu", h) for h in handles_by_gpu[uuid]]
     worker.model_runner.model.load_weights(weights=list(zip(names, tensors)))
     device.synchronize("gpu")
@@ -80,4 +82,5 @@ def sync_colocated(trainers, generators, *, bucket_bytes: int, timeout_s: float)
     except TimeoutError:
         raise ColocatedSyncError(
             f"colocated weight sync did not finish within {timeout_s:.0f}s: a trainer rank may be stuck gathering "
-            "ZeRO-3 shards or an engine loading a bucket; check that every trainer rank and generator is alive") from None
+            "ZeRO-3 shards or an engine loading a bucket; check that every trainer rank and generator is alive"
+        ) from None

@@ -36,8 +36,15 @@ class WeightSyncExtension:
 
         return self.rank, os.getpid()
 
-    def init_weight_sync_group(self, master_address: str, master_port: int, rank_offset: int, world_size: int,
-                               device_type: str, timeout_s: float) -> int:
+    def init_weight_sync_group(
+        self,
+        master_address: str,
+        master_port: int,
+        rank_offset: int,
+        world_size: int,
+        device_type: str,
+        timeout_s: float,
+    ) -> int:
         """Join a new broadcast group as rank `rank_offset + this worker's rank`, leaving any older
         one (after a recovery its peers may be gone). Returns this worker's rank in the group."""
         from rlhf import device
@@ -45,7 +52,8 @@ class WeightSyncExtension:
         self.close_weight_sync_group()
         self._sync_device_type = device_type
         self._weight_group = device.weight_sync_group(
-            device_type, master_address, master_port, rank_offset + self.rank, world_size, timeout_s)
+            device_type, master_address, master_port, rank_offset + self.rank, world_size, timeout_s
+        )
         return rank_offset + self.rank
 
     def close_weight_sync_group(self) -> None:

@@ -41,8 +41,12 @@ class SyncPlan:
     groups_built: int = 0  # collective: how many times the broadcast group was (re)built
 
     def describe(self) -> dict:
-        return {"method": self.method, "backend": device.sync_backend(self.device_type, self.method),
-                "tensor_parallel": self.tensor_parallel, "groups_built": self.groups_built}
+        return {
+            "method": self.method,
+            "backend": device.sync_backend(self.device_type, self.method),
+            "tensor_parallel": self.tensor_parallel,
+            "groups_built": self.groups_built,
+        }
 
 
 def resolve_method(requested: str, device_type: str, colocate: bool) -> str:
@@ -74,9 +78,12 @@ def connect(trainers, generators) -> None:
     address, port = ray.get(trainers.actors[0].address.remote())  # a fresh port every time
     world = 1 + len(generators.actors) * plan.tensor_parallel
     refs = [a.init_weight_sync_group.remote(address, port, world, plan.timeout_s) for a in trainers.actors]
-    refs += [g.init_weight_sync_group.remote(address, port, 1 + i * plan.tensor_parallel, world, plan.device_type,
-                                             plan.timeout_s)
-             for i, g in enumerate(generators.actors)]
+    refs += [
+        g.init_weight_sync_group.remote(
+            address, port, 1 + i * plan.tensor_parallel, world, plan.device_type, plan.timeout_s
+        )
+        for i, g in enumerate(generators.actors)
+    ]
     _wait(refs, plan.timeout_s, "building the weight-sync group", plan)
     plan.groups_built += 1
     log.info("weight-sync group %d built: %d members on %s:%d", plan.groups_built, world, address, port)
@@ -86,7 +93,10 @@ def sync_weights(trainers, generators, *, device_type: str, bucket_bytes: int, t
     """Returns the number of tensors each engine loaded."""
     plan = plan_for(generators) or SyncPlan(
         "cuda_ipc" if getattr(generators, "colocated", False) else device.default_sync_method(device_type, False),
-        device_type, 1, timeout_s)
+        device_type,
+        1,
+        timeout_s,
+    )
     if plan.method == "cuda_ipc":
         from rlhf.sync.colocated import sync_colocated
 
@@ -109,7 +119,8 @@ def _wait(refs: list, timeout_s: float, what: str, plan: SyncPlan) -> list:
     except TimeoutError as err:
         raise WeightSyncTimeout(
             f"{what} did not finish within {timeout_s:.0f}s ({err}): check that every generator is alive; "
-            f"{device.sync_troubleshooting(plan.device_type, plan.method)}") from None
+            f"{device.sync_troubleshooting(plan.device_type, plan.method)}"
+        ) from None
 
 
 def engine_workers(generators) -> list[list[tuple[int, int]]]:

@@ -51,12 +51,15 @@ class Encoder:
         self.max_response_len = max_response_len
         self._overhead = len(self._prompt_ids(""))
         if self._overhead >= max_prompt_len:
-            raise ValueError(f"model.max_prompt_len={max_prompt_len} leaves no room for the speech: "
-                             f"the system prompt and chat template alone take {self._overhead} tokens")
+            raise ValueError(
+                f"model.max_prompt_len={max_prompt_len} leaves no room for the speech: "
+                f"the system prompt and chat template alone take {self._overhead} tokens"
+            )
 
     def _prompt_ids(self, speech: str) -> list[int]:
-        text = self.tokenizer.apply_chat_template(chat_messages(self.system_prompt, speech),
-                                                  add_generation_prompt=True, tokenize=False)
+        text = self.tokenizer.apply_chat_template(
+            chat_messages(self.system_prompt, speech), add_generation_prompt=True, tokenize=False
+        )
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def truncate_speech(self, speech: str) -> str:
@@ -88,8 +91,9 @@ class Encoder:
     def scoring_text(self, speech: str, response: str) -> str:
         """The text whose tokens are exactly `prompt + response` ids: what a reward server gets
         (OpenRLHF's /get_reward takes such strings and appends EOS itself)."""
-        prompt = self.tokenizer.apply_chat_template(self.prompt_messages(speech), add_generation_prompt=True,
-                                                    tokenize=False)
+        prompt = self.tokenizer.apply_chat_template(
+            self.prompt_messages(speech), add_generation_prompt=True, tokenize=False
+        )
         return prompt + response + self.tokenizer.eos_token
 
 
@@ -110,13 +114,20 @@ def collate(sequences: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         attention[row, left:end] = 1
         loss_mask[row, start:end] = 1
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": input_ids, "attention_mask": attention, "loss_mask": loss_mask,
-            "position_ids": position_ids, "response_start": start}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "loss_mask": loss_mask,
+        "position_ids": position_ids,
+        "response_start": start,
+    }
 
 
 def collate_pairs(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
     """Chosen rows first, then rejected rows, in one batch (one forward pass for both)."""
-    return collate([Encoded(p.prompt, p.chosen) for p in pairs] + [Encoded(p.prompt, p.rejected) for p in pairs], pad_id)
+    return collate(
+        [Encoded(p.prompt, p.chosen) for p in pairs] + [Encoded(p.prompt, p.rejected) for p in pairs], pad_id
+    )
 
 
 def accumulation_steps(optim, world_size: int) -> int:
@@ -124,8 +135,9 @@ def accumulation_steps(optim, world_size: int) -> int:
     return optim.batch_size // (optim.micro_batch * world_size)
 
 
-def plan_steps(items: list, world_size: int, micro_batch: int, accumulation: int,
-               epochs: int, seed: int) -> list[list[list[list]]]:
+def plan_steps(
+    items: list, world_size: int, micro_batch: int, accumulation: int, epochs: int, seed: int
+) -> list[list[list[list]]]:
     """Split items into optimizer steps -> ranks -> micro-batches -> items.
 
     Each epoch shuffles; the last step is filled by repeating items from the epoch's start so every
@@ -144,9 +156,11 @@ def plan_steps(items: list, world_size: int, micro_batch: int, accumulation: int
         for start in range(0, len(order), per_step):
             # Within a step, items of similar length share micro-batches (less padding); the step's
             # gradient is the same whichever micro-batch an item lands in.
-            chunk = sorted(order[start: start + per_step], key=_length)
+            chunk = sorted(order[start : start + per_step], key=_length)
             ranks = [chunk[r::world_size] for r in range(world_size)]
-            steps.append([[rank[m * micro_batch:(m + 1) * micro_batch] for m in range(accumulation)] for rank in ranks])
+            steps.append(
+                [[rank[m * micro_batch : (m + 1) * micro_batch] for m in range(accumulation)] for rank in ranks]
+            )
     return steps
 
 

@@ -20,9 +20,11 @@ def validate_training(run: RunConfig) -> list[str]:
     for name in TRAINING_SECTIONS:
         optim = getattr(run, name)
         if world >= 1 and (optim.micro_batch < 1 or optim.batch_size % (optim.micro_batch * world)):
-            errors.append(f"{name}.batch_size={optim.batch_size} must be a multiple of {name}.micro_batch "
-                          f"({optim.micro_batch}) x cluster.trainer.ranks ({world}, the ZeRO-3 world size of "
-                          f"cluster={layout}): change {name}.batch_size, {name}.micro_batch or the ranks")
+            errors.append(
+                f"{name}.batch_size={optim.batch_size} must be a multiple of {name}.micro_batch "
+                f"({optim.micro_batch}) x cluster.trainer.ranks ({world}, the ZeRO-3 world size of "
+                f"cluster={layout}): change {name}.batch_size, {name}.micro_batch or the ranks"
+            )
         if optim.lr <= 0 or optim.epochs < 1:
             errors.append(f"{name}.lr must be > 0 and {name}.epochs >= 1")
         errors += not_one_of(f"{name}.schedule", optim.schedule, Schedule)
@@ -31,8 +33,10 @@ def validate_training(run: RunConfig) -> list[str]:
     for name in ("offline", "online"):
         loss = getattr(run, name).loss
         if loss not in preference_losses():
-            errors.append(f"{name}.loss={loss!r} must be one of {', '.join(preference_losses())} "
-                          "(the preference losses in rlhf/training/losses.py)")
+            errors.append(
+                f"{name}.loss={loss!r} must be one of {', '.join(preference_losses())} "
+                "(the preference losses in rlhf/training/losses.py)"
+            )
     online = run.online
     if online.samples_per_speech < 2:
         errors.append(f"online.samples_per_speech={online.samples_per_speech}: need at least 2 to form a pair")

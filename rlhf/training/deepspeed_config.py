@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 
-def zero3_config(*, micro_batch: int, accumulation: int, world_size: int, lr: float, weight_decay: float,
-                 grad_clip: float, dtype: str, train: bool = True, warmup_steps: int = 0,
-                 schedule: str = "constant", total_steps: int = 0, zero: dict | None = None) -> dict:
+def zero3_config(
+    *,
+    micro_batch: int,
+    accumulation: int,
+    world_size: int,
+    lr: float,
+    weight_decay: float,
+    grad_clip: float,
+    dtype: str,
+    train: bool = True,
+    warmup_steps: int = 0,
+    schedule: str = "constant",
+    total_steps: int = 0,
+    zero: dict | None = None,
+) -> dict:
     """ZeRO stage 3: parameters, gradients and optimizer state sharded across the trainer ranks.
     `train=False` gives a frozen, sharded inference engine (the DPO reference model)."""
     config = {
@@ -21,8 +33,10 @@ def zero3_config(*, micro_batch: int, accumulation: int, world_size: int, lr: fl
     if train:
         config["gradient_clipping"] = grad_clip
         # torch_adam: use torch's AdamW instead of JIT-compiling DeepSpeed's fused CPU/GPU Adam.
-        config["optimizer"] = {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay,
-                                                           "betas": [0.9, 0.95], "torch_adam": True}}
+        config["optimizer"] = {
+            "type": "AdamW",
+            "params": {"lr": lr, "weight_decay": weight_decay, "betas": [0.9, 0.95], "torch_adam": True},
+        }
         scheduler = lr_scheduler(lr, warmup_steps, schedule, total_steps)
         if scheduler:
             config["scheduler"] = scheduler
@@ -31,20 +45,37 @@ def zero3_config(*, micro_batch: int, accumulation: int, world_size: int, lr: fl
 
 def zero_section(zero: dict) -> dict:
     """`zero`: rlhf.config.ZeroConfig as a dict (device.zero)."""
-    return {"stage": 3, "overlap_comm": zero.get("overlap_comm", False),
-            "stage3_param_persistence_threshold": zero.get("param_persistence_threshold", 0),
-            "stage3_prefetch_bucket_size": zero.get("prefetch_bucket_size", 50_000_000),
-            "stage3_max_live_parameters": zero.get("max_live_parameters", 1_000_000_000)}
+    return {
+        "stage": 3,
+        "overlap_comm": zero.get("overlap_comm", False),
+        "stage3_param_persistence_threshold": zero.get("param_persistence_threshold", 0),
+        "stage3_prefetch_bucket_size": zero.get("prefetch_bucket_size", 50_000_000),
+        "stage3_max_live_parameters": zero.get("max_live_parameters", 1_000_000_000),
+    }
 
 
 def lr_scheduler(lr: float, warmup_steps: int, schedule: str, total_steps: int) -> dict | None:
     """Linear warm-up over `warmup_steps`, then constant or cosine decay to the last of `total_steps`
     (DeepSpeed's WarmupLR / WarmupCosineLR). None: a constant rate from the first step."""
     if schedule == "cosine" and total_steps > 0:
-        return {"type": "WarmupCosineLR", "params": {
-            "total_num_steps": max(total_steps, warmup_steps + 1), "warmup_num_steps": warmup_steps,
-            "warmup_min_ratio": 0.0, "cos_min_ratio": 0.0, "warmup_type": "linear"}}
+        return {
+            "type": "WarmupCosineLR",
+            "params": {
+                "total_num_steps": max(total_steps, warmup_steps + 1),
+                "warmup_num_steps": warmup_steps,
+                "warmup_min_ratio": 0.0,
+                "cos_min_ratio": 0.0,
+                "warmup_type": "linear",
+            },
+        }
     if warmup_steps > 0:
-        return {"type": "WarmupLR", "params": {"warmup_min_lr": 0.0, "warmup_max_lr": lr,
-                                               "warmup_num_steps": warmup_steps, "warmup_type": "linear"}}
+        return {
+            "type": "WarmupLR",
+            "params": {
+                "warmup_min_lr": 0.0,
+                "warmup_max_lr": lr,
+                "warmup_num_steps": warmup_steps,
+                "warmup_type": "linear",
+            },
+        }
     return None

@@ -20,10 +20,16 @@ class TrainerGroup:
         layout = run.cluster.trainer
         self.world_size = layout.ranks
         self.group: Group = create_group(
-            TrainerRank, layout.ranks, device_type=run.device.type, cpus=layout.cpus_per_rank,
-            gpus=layout.gpus_per_rank, strategy=run.cluster.placement_strategy, resources=layout.resources or None,
+            TrainerRank,
+            layout.ranks,
+            device_type=run.device.type,
+            cpus=layout.cpus_per_rank,
+            gpus=layout.gpus_per_rank,
+            strategy=run.cluster.placement_strategy,
+            resources=layout.resources or None,
             placement=placement,
-            args_for=lambda rank: ((rank, layout.ranks, run.device.type, layout.threads, run.seed), {}))
+            args_for=lambda rank: ((rank, layout.ranks, run.device.type, layout.threads, run.seed), {}),
+        )
         address, port = ray.get(self.group.actors[0].address.remote())
         self.group.call("init_process_group", address, port)
         self.dtype = run.device.dtype
@@ -35,21 +41,36 @@ class TrainerGroup:
     def actors(self) -> list:
         return self.group.actors
 
-    def load(self, loss: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None,
-             total_steps: int = 0) -> None:
+    def load(
+        self, loss: str, model_dir: str, optim: OptimConfig, reference_dir: str | None = None, total_steps: int = 0
+    ) -> None:
         """Every rank builds `loss`'s model(s) (rlhf.training.losses) with the stage's config section
         `optim`, handed over whole so a loss's own hyperparameters need no new argument.
         `total_steps`: optimizer steps the stage will take (the cosine schedule's length)."""
         self.optim = optim
-        self.group.call("load", loss, model_dir, settings=asdict(optim),
-                        accumulation=accumulation_steps(optim, self.world_size), dtype=self.dtype,
-                        reference_dir=reference_dir, gradient_checkpointing=self.gradient_checkpointing,
-                        total_steps=total_steps, zero=self.zero)
+        self.group.call(
+            "load",
+            loss,
+            model_dir,
+            settings=asdict(optim),
+            accumulation=accumulation_steps(optim, self.world_size),
+            dtype=self.dtype,
+            reference_dir=reference_dir,
+            gradient_checkpointing=self.gradient_checkpointing,
+            total_steps=total_steps,
+            zero=self.zero,
+        )
 
     def plan(self, items: list, epochs: int, seed: int) -> list:
         """Optimizer steps -> per-rank micro-batches (see batching.plan_steps)."""
-        return plan_steps(items, self.world_size, self.optim.micro_batch,
-                          accumulation_steps(self.optim, self.world_size), epochs, seed)
+        return plan_steps(
+            items,
+            self.world_size,
+            self.optim.micro_batch,
+            accumulation_steps(self.optim, self.world_size),
+            epochs,
+            seed,
+        )
 
     def train_step(self, step: list, pad_id: int) -> dict:
         return _mean(get_all([a.train_step.remote(step[r], pad_id) for r, a in enumerate(self.actors)]))
@@ -57,8 +78,7 @@ class TrainerGroup:
     def evaluate(self, items: list, pad_id: int) -> dict:
         """Metrics over `items` without updating (each item once; the last batch is padded)."""
         steps = plan_steps(items, self.world_size, self.optim.micro_batch, 1, 1, seed=0)
-        per_step = [_mean(get_all([a.evaluate.remote(s[r], pad_id) for r, a in enumerate(self.actors)]))
-                    for s in steps]
+        per_step = [_mean(get_all([a.evaluate.remote(s[r], pad_id) for r, a in enumerate(self.actors)])) for s in steps]
         return _mean(per_step)
 
     def score(self, items: list, pad_id: int) -> list[float]:
@@ -83,13 +103,13 @@ class TrainerGroup:
         micro, world = self.optim.micro_batch, self.world_size
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         order += [order[i % len(order)] for i in range((-len(order)) % (world * micro))]
-        slices = [order[start: start + world * micro] for start in range(0, len(order), world * micro)]
-        per_rank = [[[items[i] for i in chunk[r * micro:(r + 1) * micro]] for chunk in slices] for r in range(world)]
+        slices = [order[start : start + world * micro] for start in range(0, len(order), world * micro)]
+        per_rank = [[[items[i] for i in chunk[r * micro : (r + 1) * micro]] for chunk in slices] for r in range(world)]
         parts = get_all([getattr(a, method).remote(per_rank[r], pad_id) for r, a in enumerate(self.actors)])
         out: list = [None] * len(items)
         for k, chunk in enumerate(slices):
             for r in range(world):
-                for i, value in zip(chunk[r * micro:(r + 1) * micro], parts[r][k]):
+                for i, value in zip(chunk[r * micro : (r + 1) * micro], parts[r][k]):
                     out[i] = value
         return out
 

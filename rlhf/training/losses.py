@@ -57,9 +57,11 @@ LOSSES: dict[str, Loss] = {}
 
 def register(name: str, *, model: str, data: str):
     """Decorator: `compute(batch) -> (loss, metrics)` becomes the loss `name`."""
+
     def add(compute):
         LOSSES[name] = Loss(name, model, data, compute)
         return compute
+
     return add
 
 
@@ -81,8 +83,12 @@ def response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     vocabulary projection and its log-softmax are the costliest part of a small model's forward."""
     start = batch["response_start"]
     width = batch["input_ids"].size(1) - start
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"], logits_to_keep=width + 1).logits
+    logits = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        position_ids=batch["position_ids"],
+        logits_to_keep=width + 1,
+    ).logits
     # logits[:, i] sits at position start - 1 + i and scores the token at start + i
     return token_logprobs(logits[:, :-1], batch["input_ids"][:, start:]), batch["loss_mask"][:, start:]
 
@@ -106,14 +112,24 @@ def bradley_terry(batch: Batch) -> tuple[torch.Tensor, dict]:
     rewards = batch.rewards()
     chosen, rejected = rewards[:n], rewards[n:]
     loss = bradley_terry_loss(chosen, rejected)
-    return loss, {"loss": loss.item(), "accuracy": (chosen > rejected).float().mean().item(),
-                  "reward_margin": (chosen - rejected).mean().item(), "reward_mean": rewards.mean().item(),
-                  "reward_sq_mean": (rewards.float() ** 2).mean().item(), "tokens": batch.tokens}
+    return loss, {
+        "loss": loss.item(),
+        "accuracy": (chosen > rejected).float().mean().item(),
+        "reward_margin": (chosen - rejected).mean().item(),
+        "reward_mean": rewards.mean().item(),
+        "reward_sq_mean": (rewards.float() ** 2).mean().item(),
+        "tokens": batch.tokens,
+    }
 
 
 # -- preference losses ----------------------------------------------------------------------------------
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
-             reference_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    reference_chosen: torch.Tensor,
+    reference_rejected: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DPO (Rafailov et al. 2023) on sequence log-probabilities.
 
     Returns (loss averaged over pairs, implicit chosen reward, implicit rejected reward), where the
@@ -125,8 +141,13 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, referen
     return loss, chosen_reward.detach(), rejected_reward.detach()
 
 
-def ipo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
-             reference_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ipo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    reference_chosen: torch.Tensor,
+    reference_rejected: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """IPO (Azar et al. 2023, eq. 17): (h - 1 / (2 beta))^2 averaged over pairs, with
     h = (log pi(y_c) - log pi_ref(y_c)) - (log pi(y_r) - log pi_ref(y_r)) on summed response
     log-probabilities, as OpenRLHF's DPOLoss(ipo=True) computes it (TRL length-normalises them
@@ -146,14 +167,22 @@ def register_preference(name: str, pairwise: Callable[..., tuple[torch.Tensor, t
         n = len(batch.items)
         logprobs, mask = response_logprobs(batch.model, batch.inputs)
         policy = (logprobs * mask).sum(-1)
-        reference = torch.tensor([r for item in batch.items for r in item.reference], dtype=policy.dtype,
-                                 device=policy.device).view(n, 2).t().reshape(-1)  # chosen rows, then rejected
-        loss, chosen_reward, rejected_reward = pairwise(policy[:n], policy[n:], reference[:n], reference[n:],
-                                                        batch.settings)
-        return loss, {"loss": loss.item(),
-                      "implicit_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
-                      "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
-                      "logp_margin": (policy[:n] - policy[n:]).mean().item(), "tokens": batch.tokens}
+        reference = (
+            torch.tensor([r for item in batch.items for r in item.reference], dtype=policy.dtype, device=policy.device)
+            .view(n, 2)
+            .t()
+            .reshape(-1)
+        )  # chosen rows, then rejected
+        loss, chosen_reward, rejected_reward = pairwise(
+            policy[:n], policy[n:], reference[:n], reference[n:], batch.settings
+        )
+        return loss, {
+            "loss": loss.item(),
+            "implicit_accuracy": (chosen_reward > rejected_reward).float().mean().item(),
+            "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
+            "logp_margin": (policy[:n] - policy[n:]).mean().item(),
+            "tokens": batch.tokens,
+        }
 
     return compute
 

@@ -11,8 +11,19 @@ if TYPE_CHECKING:
     from rlhf.config import OptimConfig
 
 
-def train_steps(trainers, tracker, stage: str, items: list, optim: OptimConfig, pad_id: int, seed: int, *,
-                start_step: int = 0, save_every: int = 0, save_progress=None) -> dict:
+def train_steps(
+    trainers,
+    tracker,
+    stage: str,
+    items: list,
+    optim: OptimConfig,
+    pad_id: int,
+    seed: int,
+    *,
+    start_step: int = 0,
+    save_every: int = 0,
+    save_progress=None,
+) -> dict:
     """Run the optimizer steps of a stage from `start_step`; every `save_every` steps call
     `save_progress(steps_done)` so a killed run resumes there. Returns the last step's metrics."""
     steps = trainers.plan(items, optim.epochs, seed)  # same order on every (re)run: seeded

@@ -45,17 +45,33 @@ class TrainerRank:
     def init_process_group(self, master_address: str, master_port: int) -> int:
         import deepspeed
 
-        os.environ.update({"MASTER_ADDR": master_address, "MASTER_PORT": str(master_port),
-                           "RANK": str(self.rank), "WORLD_SIZE": str(self.world_size)})
+        os.environ.update(
+            {
+                "MASTER_ADDR": master_address,
+                "MASTER_PORT": str(master_port),
+                "RANK": str(self.rank),
+                "WORLD_SIZE": str(self.world_size),
+            }
+        )
         deepspeed.init_distributed(dist_backend=device.dist_backend(self.device_type), auto_mpi_discovery=False)
         return torch.distributed.get_world_size()
 
     def pid(self) -> int:
         return os.getpid()
 
-    def load(self, loss: str, model_dir: str, *, settings: dict, accumulation: int, dtype: str = "float32",
-             reference_dir: str | None = None, gradient_checkpointing: bool = False, total_steps: int = 0,
-             zero: dict | None = None) -> None:
+    def load(
+        self,
+        loss: str,
+        model_dir: str,
+        *,
+        settings: dict,
+        accumulation: int,
+        dtype: str = "float32",
+        reference_dir: str | None = None,
+        gradient_checkpointing: bool = False,
+        total_steps: int = 0,
+        zero: dict | None = None,
+    ) -> None:
         """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's: the model the
         loss trains (rlhf.training.losses) and, for losses on referenced pairs, a frozen ZeRO-3
         reference. `settings` is the stage's config section (lr, micro_batch, beta, ...)."""
@@ -69,28 +85,39 @@ class TrainerRank:
         torch.manual_seed(self.seed)
         self.loss, self.settings = losses.LOSSES[loss], dict(settings)
         torch_dtype = device.torch_dtype(dtype)
-        common = dict(micro_batch=settings["micro_batch"], accumulation=accumulation, world_size=self.world_size,
-                      lr=settings["lr"], weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
-                      dtype=dtype, zero=zero)
+        common = dict(
+            micro_batch=settings["micro_batch"],
+            accumulation=accumulation,
+            world_size=self.world_size,
+            lr=settings["lr"],
+            weight_decay=settings["weight_decay"],
+            grad_clip=settings["grad_clip"],
+            dtype=dtype,
+            zero=zero,
+        )
 
-        train_config = zero3_config(**common, warmup_steps=settings["warmup_steps"], schedule=settings["schedule"],
-                                    total_steps=total_steps)
+        train_config = zero3_config(
+            **common, warmup_steps=settings["warmup_steps"], schedule=settings["schedule"], total_steps=total_steps
+        )
         self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
         if self.loss.model == losses.VALUE_HEAD:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch_dtype,
-                                                                       use_safetensors=True)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_dir, num_labels=1, dtype=torch_dtype, use_safetensors=True
+            )
         else:
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, use_safetensors=True)
         model.config.use_cache = False
         if gradient_checkpointing:  # recompute each layer's activations in backward: memory for compute
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.engine, *_ = deepspeed.initialize(model=model, config=train_config,
-                                               model_parameters=[p for p in model.parameters() if p.requires_grad])
+        self.engine, *_ = deepspeed.initialize(
+            model=model, config=train_config, model_parameters=[p for p in model.parameters() if p.requires_grad]
+        )
         if self.loss.data == losses.REFERENCED_PAIRS:
             ref_config = zero3_config(**common, train=False)
             self._hf_ds_configs.append(HfDeepSpeedConfig(ref_config))
-            ref_model = AutoModelForCausalLM.from_pretrained(reference_dir or model_dir, dtype=torch_dtype,
-                                                             use_safetensors=True)
+            ref_model = AutoModelForCausalLM.from_pretrained(
+                reference_dir or model_dir, dtype=torch_dtype, use_safetensors=True
+            )
             ref_model.config.use_cache = False
             self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)
             self.reference.eval()
@@ -115,10 +142,12 @@ class TrainerRank:
 
         captured = {}
         hook = getattr(self.engine.module, HEAD).register_forward_hook(
-            lambda _module, _inputs, output: captured.update(values=output))
+            lambda _module, _inputs, output: captured.update(values=output)
+        )
         try:
-            self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        position_ids=batch["position_ids"])
+            self.engine(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
+            )
         finally:
             hook.remove()
         values = captured["values"].squeeze(-1)
@@ -184,8 +213,7 @@ class TrainerRank:
         self.engine.save_checkpoint(state_dir, tag="state", save_latest=False)
 
     def load_state(self, state_dir: str) -> None:
-        self.engine.load_checkpoint(state_dir, tag="state", load_optimizer_states=True,
-                                    load_lr_scheduler_states=True)
+        self.engine.load_checkpoint(state_dir, tag="state", load_optimizer_states=True, load_lr_scheduler_states=True)
 
     def refresh_reference(self) -> None:
         """Copy the policy into the reference model. Both are partitioned identically under ZeRO-3,
@@ -206,8 +234,11 @@ class TrainerRank:
             size += param.ds_numel * param.element_size()
             if size >= bucket_bytes or index == len(named) - 1:
                 with deepspeed.zero.GatheredParameters([p for _, p in bucket], modifier_rank=None):
-                    yield ([(n, p.data.detach().to("cpu", copy=True) if to_cpu else p.data) for n, p in bucket]
-                           if self.rank == 0 else None)
+                    yield (
+                        [(n, p.data.detach().to("cpu", copy=True) if to_cpu else p.data) for n, p in bucket]
+                        if self.rank == 0
+                        else None
+                    )
                 bucket, size = [], 0
 
     def full_state_dict(self, bucket_bytes: int = 64 << 20) -> dict | None:
@@ -231,14 +262,16 @@ class TrainerRank:
             config.save_pretrained(out_dir)
         torch.distributed.barrier()
 
-    def init_weight_sync_group(self, master_address: str, master_port: int, world_size: int,
-                               timeout_s: float = 600.0) -> None:
+    def init_weight_sync_group(
+        self, master_address: str, master_port: int, world_size: int, timeout_s: float = 600.0
+    ) -> None:
         """Rank 0 joins a new broadcast group with every vLLM worker, as its rank 0, leaving the
         old one (after a recovery its peers may be gone). Other ranks only help gather."""
         if self.rank == 0:
             self.close_weight_sync_group()
-            self._weight_group = device.weight_sync_group(self.device_type, master_address, master_port, 0,
-                                                          world_size, timeout_s)
+            self._weight_group = device.weight_sync_group(
+                self.device_type, master_address, master_port, 0, world_size, timeout_s
+            )
 
     def close_weight_sync_group(self) -> None:
         group, self._weight_group = getattr(self, "_weight_group", None), None

@@ -16,8 +16,17 @@ if TYPE_CHECKING:
     from rlhf.training.group import TrainerGroup
 
 
-def generator_group(run: RunConfig, model_dir: str, *, max_model_len: int, engines: int = 1, seed: int | None = None,
-                    placement=None, colocate: bool = False, max_restarts: int = 0) -> Group:
+def generator_group(
+    run: RunConfig,
+    model_dir: str,
+    *,
+    max_model_len: int,
+    engines: int = 1,
+    seed: int | None = None,
+    placement=None,
+    colocate: bool = False,
+    max_restarts: int = 0,
+) -> Group:
     """`engines` vLLM engines serving `model_dir`, laid out as cluster.generator says; engine i
     samples with seed `seed + i` (default run.seed). With `placement`, engine i goes into bundle i
     of that shared (colocated) placement group; with `max_restarts`, Ray restarts a dead engine."""
@@ -25,13 +34,30 @@ def generator_group(run: RunConfig, model_dir: str, *, max_model_len: int, engin
 
     layout, base_seed = run.cluster.generator, run.seed if seed is None else seed
     return create_group(
-        Generator, engines, device_type=run.device.type, cpus=layout.cpus_per_engine, max_restarts=max_restarts,
-        gpus=layout.gpus_per_engine * layout.tensor_parallel, strategy=run.cluster.placement_strategy,
-        resources=dict(layout.resources) or None, placement=placement,  # resources: where the layout pins engines
-        args_for=lambda i: ((model_dir,), dict(
-            device_type=run.device.type, threads=layout.threads, seed=base_seed + i, dtype=run.device.dtype,
-            max_model_len=max_model_len, tensor_parallel=layout.tensor_parallel, kv_cache_gib=layout.kv_cache_gib,
-            gpu_memory_utilization=layout.gpu_memory_utilization, colocate=colocate)))
+        Generator,
+        engines,
+        device_type=run.device.type,
+        cpus=layout.cpus_per_engine,
+        max_restarts=max_restarts,
+        gpus=layout.gpus_per_engine * layout.tensor_parallel,
+        strategy=run.cluster.placement_strategy,
+        resources=dict(layout.resources) or None,
+        placement=placement,  # resources: where the layout pins engines
+        args_for=lambda i: (
+            (model_dir,),
+            dict(
+                device_type=run.device.type,
+                threads=layout.threads,
+                seed=base_seed + i,
+                dtype=run.device.dtype,
+                max_model_len=max_model_len,
+                tensor_parallel=layout.tensor_parallel,
+                kv_cache_gib=layout.kv_cache_gib,
+                gpu_memory_utilization=layout.gpu_memory_utilization,
+                colocate=colocate,
+            ),
+        ),
+    )
 
 
 def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
@@ -40,14 +66,29 @@ def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
 
     layout, model = run.cluster.reward, run.model
     return create_group(
-        RewardScorer, layout.actors, device_type=run.device.type, cpus=layout.cpus_per_actor, max_restarts=3,
-        gpus=layout.gpus_per_actor, strategy=run.cluster.placement_strategy, resources=dict(layout.resources) or None,
+        RewardScorer,
+        layout.actors,
+        device_type=run.device.type,
+        cpus=layout.cpus_per_actor,
+        max_restarts=3,
+        gpus=layout.gpus_per_actor,
+        strategy=run.cluster.placement_strategy,
+        resources=dict(layout.resources) or None,
         placement=placement,
-        args_for=lambda i: ((reward_dir,), dict(
-            device_type=run.device.type, threads=layout.threads, dtype=run.device.dtype,
-            batch_size=run.reward.batch_size, system_prompt=run.system_prompt,
-            max_prompt_len=model.max_prompt_len, max_response_len=model.max_response_len,
-            trust_remote_code=model.trust_remote_code)))
+        args_for=lambda i: (
+            (reward_dir,),
+            dict(
+                device_type=run.device.type,
+                threads=layout.threads,
+                dtype=run.device.dtype,
+                batch_size=run.reward.batch_size,
+                system_prompt=run.system_prompt,
+                max_prompt_len=model.max_prompt_len,
+                max_response_len=model.max_response_len,
+                trust_remote_code=model.trust_remote_code,
+            ),
+        ),
+    )
 
 
 def trainer_group(run: RunConfig, placement=None) -> TrainerGroup:

@@ -17,6 +17,7 @@ from rlhf import device
 # What a dead or restarting actor raises.
 ACTOR_FAILURES = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
+
 @dataclass
 class Group:
     """Actors of one role and the placement group that holds their resources."""
@@ -24,7 +25,7 @@ class Group:
     actors: list
     placement: object
     owns_placement: bool = True  # False: a placement group shared by several groups (colocation)
-    colocated: bool = False      # generators that share GPUs with trainer ranks (weights via CUDA IPC)
+    colocated: bool = False  # generators that share GPUs with trainer ranks (weights via CUDA IPC)
 
     def call(self, method: str, *args, **kwargs) -> list:
         """The same call on every actor, waiting for all (failing as soon as one fails)."""
@@ -101,15 +102,30 @@ def release_placement(placement) -> None:
         remove_placement_group(placement)
 
 
-def create_group(cls, count: int, *, device_type: str, cpus: float, gpus: float, strategy: str,
-                 resources: dict | None = None, env: dict | None = None, args_for=None, placement=None,
-                 max_restarts: int = 0, max_task_retries: int = 0) -> Group:
+def create_group(
+    cls,
+    count: int,
+    *,
+    device_type: str,
+    cpus: float,
+    gpus: float,
+    strategy: str,
+    resources: dict | None = None,
+    env: dict | None = None,
+    args_for=None,
+    placement=None,
+    max_restarts: int = 0,
+    max_task_retries: int = 0,
+) -> Group:
     """`count` actors of `cls`, one placement-group bundle each. `args_for(i)` gives actor i's
     constructor (args, kwargs). With `max_restarts`, Ray restarts a crashed actor in its bundle;
     with `max_task_retries`, calls that were running on it are retried on the restarted actor."""
     per_actor = device.ray_actor_resources(device_type, cpus, gpus)
-    bundle = {"CPU": per_actor["num_cpus"], **({"GPU": per_actor["num_gpus"]} if per_actor["num_gpus"] else {}),
-              **(resources or {})}
+    bundle = {
+        "CPU": per_actor["num_cpus"],
+        **({"GPU": per_actor["num_gpus"]} if per_actor["num_gpus"] else {}),
+        **(resources or {}),
+    }
     owns = placement is None  # else a shared placement group: actor i goes into its bundle i
     if owns:
         placement = placement_group([dict(bundle) for _ in range(count)], strategy=strategy)
@@ -118,9 +134,14 @@ def create_group(cls, count: int, *, device_type: str, cpus: float, gpus: float,
     actors = []
     for index in range(count):
         args, kwargs = args_for(index)
-        options = dict(per_actor, max_restarts=max_restarts, max_task_retries=max_task_retries,
-                       scheduling_strategy=PlacementGroupSchedulingStrategy(
-                           placement_group=placement, placement_group_bundle_index=index))
+        options = dict(
+            per_actor,
+            max_restarts=max_restarts,
+            max_task_retries=max_task_retries,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                placement_group=placement, placement_group_bundle_index=index
+            ),
+        )
         if resources:
             options["resources"] = dict(resources)
         if env:

@@ -20,10 +20,17 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
     from rlhf.paths import PACKAGE_DIR
 
     project_root = str(PACKAGE_DIR.parent)  # where actors import rlhf from
-    runtime_env = {"env_vars": {**QUIET_ENV, "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", "")}}
+    runtime_env = {
+        "env_vars": {**QUIET_ENV, "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    }
     # The dashboard stays off; if a user turns it on in their own cluster, it binds to loopback.
-    kwargs = dict(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=verbose, runtime_env=runtime_env,
-                  logging_level=logging.INFO if verbose else logging.WARNING)
+    kwargs = dict(
+        include_dashboard=False,
+        dashboard_host="127.0.0.1",
+        log_to_driver=verbose,
+        runtime_env=runtime_env,
+        logging_level=logging.INFO if verbose else logging.WARNING,
+    )
     if address:
         _check_reachable(address)
         try:
@@ -37,9 +44,11 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
 def _no_cluster(address: str, why: str):
     from rlhf.errors import ConfigError
 
-    raise ConfigError(f"cluster.address={address}: no Ray cluster answers ({why}). Start one first (ray start "
-                      "--head, or slurm/ray_job.sbatch), fix the address, or set cluster.address=null to start "
-                      "Ray on this machine") from None
+    raise ConfigError(
+        f"cluster.address={address}: no Ray cluster answers ({why}). Start one first (ray start "
+        "--head, or slurm/ray_job.sbatch), fix the address, or set cluster.address=null to start "
+        "Ray on this machine"
+    ) from None
 
 
 def _check_reachable(address: str) -> None:
@@ -52,7 +61,14 @@ def _check_reachable(address: str) -> None:
 
 def node_table() -> list[dict]:
     """The cluster's live nodes: id, IP and the resources each offers (CPU, GPU, custom labels)."""
-    return [{"node_id": n["NodeID"], "ip": n["NodeManagerAddress"],
-             "resources": {k: v for k, v in n["Resources"].items() if not k.startswith(("node:", "memory",
-                                                                                         "object_store_memory"))}}
-            for n in ray.nodes() if n.get("Alive")]
+    return [
+        {
+            "node_id": n["NodeID"],
+            "ip": n["NodeManagerAddress"],
+            "resources": {
+                k: v for k, v in n["Resources"].items() if not k.startswith(("node:", "memory", "object_store_memory"))
+            },
+        }
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
