@@ -23,7 +23,7 @@ import os
 import time
 from pathlib import Path
 
-from rlhf import logs
+from rlhf import device, logs
 from rlhf.choices import Stage
 from rlhf.config import RunConfig
 from rlhf.data import counsel_chat
@@ -74,6 +74,9 @@ class Pipeline:
         """Inputs, the starting model, Ray, tracking and (when a stage trains) the trainer group."""
         run = self.run
         logs.setup(run.tracking.verbose_actors)
+        # DeepSpeed, imported with transformers' model classes, picks its accelerator on import (and
+        # warns when it has to guess): name it here as the trainer ranks do
+        device.apply_env(device.deepspeed_accelerator_env(run.device.type))
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(work_dir(".cache/torch_extensions")))
         data = resolve_path(run.data.path)

@@ -38,12 +38,12 @@ def packaged_file(package: str, filename: str, install_hint: str) -> Path:
 
 
 def sha256(path: Path, chunk: int = 8 << 20) -> str:
-    from tqdm import tqdm
+    from rlhf.logs import progress
 
     digest = hashlib.sha256()
     with (
         path.open("rb") as handle,
-        tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="checking GGUF", leave=False) as bar,
+        progress(path.stat().st_size, "checking GGUF", "B", unit_scale=True, leave=False) as bar,
     ):
         while block := handle.read(chunk):
             digest.update(block)
