@@ -14,7 +14,8 @@ def test_an_installed_copy_composes_its_config_from_another_directory(tmp_path):
     elsewhere.mkdir()
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(REPO_ROOT)], check=True, capture_output=True, timeout=600)
-    for shipped in ("conf/config.yaml", "conf/model/tiny.yaml", "data/counsel-chat/counsel_chat.csv",
+    for shipped in ("conf/config.yaml", "conf/model/tiny.yaml", "conf/hydra/job_logging/rlhf.yaml",
+                    "data/counsel-chat/counsel_chat.csv",
                     "prefs/judge_prompt_v1.md", "eval/pairwise_prompt_v1.md", "safety/probes_v1.jsonl"):
         assert (target / "rlhf" / shipped).is_file(), shipped
     assert (target / "bin" / "rlhf-launch").is_file()
