@@ -1,7 +1,9 @@
 """PsychoCounsel-style RLHF on Ray: vLLM generators, reward scorers, DeepSpeed ZeRO-3 trainers.
 
-Data flows through the subpackages in this order:
-data -> generation -> scoring -> pairs -> training -> sync -> (eval).
+`python -m rlhf.launch` composes the config (rlhf.config), and the pipeline (rlhf.pipeline) runs the
+configured stages of rlhf.stages on one Ray cluster. Within the online rounds data flows
+data -> generation -> scoring -> pairs -> training -> sync, with eval beside them.
+CONTRIBUTING.md maps the packages and the ways to extend them.
 """
 
 __version__ = "0.1.0"

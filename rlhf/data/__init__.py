@@ -1,1 +1,2 @@
-"""Input data: client speeches, therapist answers, preference pairs, chat prompts."""
+"""Input data: the counsel-chat reader (speeches, therapist answers, upvote pairs), the records that
+flow between stages, chat prompts, the round sampler; data/counsel-chat is the shipped sample."""

@@ -4,5 +4,7 @@ reference judged by the seven principles (both orders per pair) or by the reward
 
 Modules: stats (bootstrap intervals, ties, position swap), rm_metrics (accuracy, AUC, ECE, Brier),
 pairwise (the pairwise principle judge + its versioned prompt), reward_judge (the reward model as
-judge), generate (responses from local checkpoints, endpoints or a stored file), report (Markdown,
-PNG, W&B), online (the dev-split hook of the online rounds), run (stage=eval)."""
+judge), generate (responses from local checkpoints, endpoints or a stored file), run (stage=eval)
+with inputs, answers and judging, online (the dev-split hook of the rounds) with online_setup and
+online_report, outcome, safety (the probes on every evaluated policy), report, report_sections and
+figures (Markdown, PNG, W&B), summary (lines of the run summary), checks (the eval config section)."""

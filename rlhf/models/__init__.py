@@ -1,1 +1,2 @@
-"""Model building and loading: the tiny local model, reward models (ours and OpenRLHF's format)."""
+"""Models: the starting model and its tokenizer (base), the tiny local model, GGUF conversion, reward
+models (ours and OpenRLHF's format), and the checks of the model config section."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rlhf.pairs.splits import training_pairs
 from rlhf.stages.context import RunContext
 from rlhf.training.group import planned_steps
-from rlhf.training.stages import train_steps
+from rlhf.training.steps import train_steps
 
 
 def run(ctx: RunContext) -> None:

@@ -13,7 +13,7 @@ from rlhf.pairs.splits import training_pairs, whole_answers
 from rlhf.stages.context import RunContext
 from rlhf.training.batching import Encoded
 from rlhf.training.group import planned_steps
-from rlhf.training.stages import train_steps
+from rlhf.training.steps import train_steps
 
 log = logging.getLogger(__name__)
 NORMALISATION_SAMPLE = 256  # training pairs whose rewards give the stored mean and std

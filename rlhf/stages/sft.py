@@ -7,7 +7,7 @@ import logging
 from rlhf.data import counsel_chat
 from rlhf.stages.context import RunContext
 from rlhf.training.group import planned_steps
-from rlhf.training.stages import train_steps
+from rlhf.training.steps import train_steps
 
 log = logging.getLogger(__name__)
 

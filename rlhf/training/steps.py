@@ -1,5 +1,6 @@
-"""The supervised stages on the trainer group: SFT, reward model, offline DPO. Each is
-`load -> steps with a progress bar -> evaluate -> save`, with the same machinery as online DPO."""
+"""The optimizer-step loop of the step-based stages (sft, reward, offline_dpo in rlhf.stages): the
+planned steps with a progress bar, each logged, with training state saved every N steps so a killed
+run resumes after the last save."""
 
 from __future__ import annotations
 
