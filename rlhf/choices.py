@@ -49,6 +49,11 @@ class Schedule(Choice):
     cosine = "cosine"  # after warm-up, decay to ~0 by the stage's last step
 
 
+class RewardPairs(Choice):
+    upvotes = "upvotes"  # counsel-chat: of two answers to a question, the more upvoted one is chosen
+    demonstrations = "demonstrations"  # a therapist's answer chosen over the policy's own answer
+
+
 class Truncated(Choice):
     """What a response cut at the token limit counts as when pairs are formed (rlhf.pairs.online)."""
 

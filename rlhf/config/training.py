@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional  # noqa: UP035 - OmegaConf reads these annotations at runtime
 
-from rlhf.choices import Schedule, SyncMethod, Truncated
+from rlhf.choices import RewardPairs, Schedule, SyncMethod, Truncated
 from rlhf.config.fields import opt
 
 
@@ -56,6 +56,12 @@ class RewardTrainingConfig(OptimConfig):
         "store mean/std of training rewards in the checkpoint (OpenRLHF's normalize_reward), so scores are z-scores",
     )
     eval_pairs: Optional[int] = opt(None, "held-out pairs scored for accuracy after training (null = all)")
+    pairs: RewardPairs = opt(
+        RewardPairs.upvotes,
+        "counsel-chat pairs to train on (without data.preference_path): upvotes (the more upvoted of two "
+        "therapists' answers is chosen) | demonstrations (the most upvoted therapist's answer is chosen over "
+        "the policy's own sampled answer to the same question; rlhf/pairs/demonstrations.py)",
+    )
     whole_answers: bool = opt(
         False,
         "train and test only on pairs whose answers both fit model.max_response_len "

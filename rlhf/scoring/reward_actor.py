@@ -48,7 +48,7 @@ class RewardScorer:
         rewards: list[float] = []
         pad = self.encoder.tokenizer.pad_token_id
         for start in range(0, len(items), self.batch_size):
-            batch = collate([self.encoder.example(s, r) for s, r in items[start : start + self.batch_size]], pad)
+            batch = collate([self.encoder.judged_example(s, r) for s, r in items[start : start + self.batch_size]], pad)
             values = reward_at_last_token(
                 self.model, batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
             )

@@ -88,6 +88,20 @@ class Encoder:
     def pair(self, speech: str, chosen: str, rejected: str) -> EncodedPair:
         return EncodedPair(self.prompt(speech), self.response(chosen), self.response(rejected))
 
+    def judged(self, text: str) -> list[int]:
+        """A response as a reward model reads it: always ending with EOS, cut one token earlier if
+        needed (OpenRLHF's /get_reward appends EOS too). A reward model that saw cut answers without
+        an EOS learns that the missing EOS marks the upvoted, longer answer, and then prefers
+        generations cut at the limit to finished ones."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][: self.max_response_len - 1]
+        return ids + [self.tokenizer.eos_token_id]
+
+    def judged_example(self, speech: str, response: str) -> Encoded:
+        return Encoded(self.prompt(speech), self.judged(response))
+
+    def judged_pair(self, speech: str, chosen: str, rejected: str) -> EncodedPair:
+        return EncodedPair(self.prompt(speech), self.judged(chosen), self.judged(rejected))
+
     def scoring_text(self, speech: str, response: str) -> str:
         """The text whose tokens are exactly `prompt + response` ids: what a reward server gets
         (OpenRLHF's /get_reward takes such strings and appends EOS itself)."""
