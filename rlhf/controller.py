@@ -281,6 +281,15 @@ class OnlineDPO:
     def _recover_scorers(self, err) -> bool:
         return self.scorer.recover(err)
 
+    def _recover_inference(self, err) -> bool:
+        """Generators first (a restarted engine gets the current weights), then reward actors."""
+        return self._recover_generators(err) or self._recover_scorers(err)
+
+    def guarded(self, phase: str, events: list, work):
+        """`work` that uses the generators and the reward source outside a round (the evaluations
+        before the first round and after the last), recovered like a round's phases."""
+        return self._with_recovery(phase, events, self._recover_inference, work)
+
     def _recover_trainers(self, err) -> bool:
         """A lost rank breaks the whole ZeRO-3 group: rebuild it from the last completed round."""
         if self.recover_trainers is None or not self.trainers.group.dead():
@@ -298,12 +307,7 @@ class OnlineDPO:
                     bar.set_postfix_str("dev eval")
                     # a generator lost during the evaluation comes back with the round's weights, as in a round
                     record.update(
-                        self._with_recovery(
-                            "dev_eval",
-                            record["recoveries"],
-                            self._recover_generators,
-                            lambda record=record: self.round_hook(self, record),
-                        )
+                        self.guarded("dev_eval", record["recoveries"], lambda record=record: self.round_hook(self, record))
                     )
                 self.tracker.log_round(record)
                 bar.update(1)

@@ -36,9 +36,14 @@ def run(ctx: RunContext) -> None:
     results = ctx.results
     results["rounds"] = results.get("rounds", [])[:done]
     dev_eval, outcome = ctx.extras.get("dev_eval"), ctx.extras.get("outcome")
-    if dev_eval is not None and not dev_eval.prepare(ctx.generators, ctx.scorer, resuming=done > 0):
+    events = results.setdefault("recoveries_outside_rounds", [])  # actors lost in the evaluations around them
+    if dev_eval is not None and not controller.guarded(
+        "dev_eval", events, lambda: dev_eval.prepare(controller.generators, controller.scorer, resuming=done > 0)
+    ):
         controller.round_hook = dev_eval = None
-    if outcome is not None and not outcome.prepare(ctx.generators, resuming=done > 0):
+    if outcome is not None and not controller.guarded(
+        "outcome", events, lambda: outcome.prepare(controller.generators, resuming=done > 0)
+    ):
         log.warning("outcome: off (this run's starting-policy answers were not recorded before round 1)")
         outcome = None
     for record in controller.run(start_round=done):
@@ -51,7 +56,9 @@ def run(ctx: RunContext) -> None:
     results[STAGE] = {"rounds_completed": len(rounds), "final_policy": rounds[-1]["checkpoint"] if rounds else None}
     samples = []
     if outcome is not None:  # the final policy against the starting one, on held-out speeches
-        results["outcome"], samples = outcome.finish(ctx.generators, ctx.scorer, rounds[-1] if rounds else None)
+        results["outcome"], samples = controller.guarded(
+            "outcome", events, lambda: outcome.finish(controller.generators, controller.scorer, rounds[-1] if rounds else None)
+        )
     if dev_eval is not None or outcome is not None:  # best round, reward-model metrics, report
         from rlhf.eval.online_report import finish_online
 
