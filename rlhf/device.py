@@ -153,6 +153,24 @@ def empty_cache(device_type: str) -> None:
         torch.cuda.empty_cache()
 
 
+def return_freed_host_memory(device_type: str) -> None:
+    """CPU: hand the heap pages glibc keeps after a step's activations are freed back to the OS
+    (malloc_trim), so an idle trainer rank does not hold gigabytes while vLLM and the reward actors
+    work beside it on the same machine. GPU: nothing (host memory is not where activations live,
+    and emptying the CUDA cache every step would slow training)."""
+    if device_type == "gpu":
+        return
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.util.find_library("c")
+    if libc:
+        try:
+            ctypes.CDLL(libc).malloc_trim(0)
+        except (AttributeError, OSError):  # not glibc
+            pass
+
+
 def local_rank_env(device_type: str) -> dict[str, str]:
     """Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so every rank is local rank 0."""
     check_device_type(device_type)

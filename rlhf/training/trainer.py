@@ -187,6 +187,7 @@ class TrainerRank:
             self.engine.step()
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value
+        device.return_freed_host_memory(self.device_type)
         return _average(totals, len(micro_batches), time.perf_counter() - start)
 
     @torch.no_grad()
