@@ -44,6 +44,7 @@ def policy_answers(ctx, questions: list, path: Path) -> list[str]:
                               seed=run.seed).texts
     finally:
         model.shutdown()
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(path, [{"speech_id": i, "text": t} for i, t in zip(ids, answers)])
     return answers
 
