@@ -307,7 +307,9 @@ class OnlineDPO:
                     bar.set_postfix_str("dev eval")
                     # a generator lost during the evaluation comes back with the round's weights, as in a round
                     record.update(
-                        self.guarded("dev_eval", record["recoveries"], lambda record=record: self.round_hook(self, record))
+                        self.guarded(
+                            "dev_eval", record["recoveries"], lambda record=record: self.round_hook(self, record)
+                        )
                     )
                 self.tracker.log_round(record)
                 bar.update(1)

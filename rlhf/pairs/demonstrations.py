@@ -39,9 +39,13 @@ def policy_answers(ctx, questions: list, path: Path) -> list[str]:
     log.info("demonstration pairs: the policy answers %d questions", len(questions))
     model = LocalModel(run, ctx.policy_dir, run.model.max_prompt_len + run.model.max_response_len + 8)
     try:
-        answers = generate_on(model.group.actors, [ctx.encoder.prompt(q.speech.text) for q in questions],
-                              max_tokens=run.model.max_response_len, temperature=run.online.temperature,
-                              seed=run.seed).texts
+        answers = generate_on(
+            model.group.actors,
+            [ctx.encoder.prompt(q.speech.text) for q in questions],
+            max_tokens=run.model.max_response_len,
+            temperature=run.online.temperature,
+            seed=run.seed,
+        ).texts
     finally:
         model.shutdown()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,5 +60,8 @@ def demonstration_pairs(ctx, questions: list, limit: int | None, name: str) -> l
     if limit is not None and limit < len(chosen_questions):
         chosen_questions = random.Random(ctx.run.seed).sample(chosen_questions, limit)
     answers = policy_answers(ctx, chosen_questions, ctx.run_dir / "reward_data" / f"policy_answers_{name}.jsonl")
-    return [PreferencePair(q.speech, best_answer(q), a) for q, a in zip(chosen_questions, answers)
-            if a.strip() and a.strip() != best_answer(q).strip()]
+    return [
+        PreferencePair(q.speech, best_answer(q), a)
+        for q, a in zip(chosen_questions, answers)
+        if a.strip() and a.strip() != best_answer(q).strip()
+    ]

@@ -57,7 +57,9 @@ def run(ctx: RunContext) -> None:
     samples = []
     if outcome is not None:  # the final policy against the starting one, on held-out speeches
         results["outcome"], samples = controller.guarded(
-            "outcome", events, lambda: outcome.finish(controller.generators, controller.scorer, rounds[-1] if rounds else None)
+            "outcome",
+            events,
+            lambda: outcome.finish(controller.generators, controller.scorer, rounds[-1] if rounds else None),
         )
     if dev_eval is not None or outcome is not None:  # best round, reward-model metrics, report
         from rlhf.eval.online_report import finish_online
