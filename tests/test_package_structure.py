@@ -4,6 +4,8 @@ and importing a submodule runs its package's __init__), and no module over 400 l
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
@@ -102,3 +104,13 @@ def test_no_module_over_400_lines():
     long = {name: n for name, path in modules().items()
             if (n := len(path.read_text().splitlines())) > MAX_LINES and not name.startswith(SIZE_EXEMPT)}
     assert long == {}
+
+
+def test_lint_clean():
+    """ruff's lint and format checks (settings in pyproject.toml), as `make lint` and pre-commit run them:
+    CI fails on what a contributor without pre-commit would otherwise land."""
+    ruff = Path(sys.executable).parent / "ruff"
+    assert ruff.exists(), f"ruff is missing next to {sys.executable}: pip install -e '.[test]'"
+    for args in (["check"], ["format", "--check"]):
+        done = subprocess.run([str(ruff), *args, "rlhf", "tests"], cwd=REPO_ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"ruff {' '.join(args)}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
