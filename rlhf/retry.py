@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -43,6 +44,25 @@ class Backoff:
             return min(self.max_s, max(0.0, retry_after_s))
         wait = min(self.max_s, self.base_s * 2**attempt)
         return wait * random.uniform(0.5, 1.0) if self.jitter else wait
+
+
+def retry_after_s(headers) -> float | None:
+    """Seconds a server asked us to wait before retrying (`retry-after-ms`, or `Retry-After` as
+    seconds or an HTTP date), or None when it did not say or said something unreadable."""
+    lowered = {str(name).lower(): value for name, value in (headers or {}).items()}
+    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = lowered.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except (TypeError, ValueError):
+            pass
+        try:  # Retry-After may also be an HTTP date
+            return max(0.0, parsedate_to_datetime(str(value)).timestamp() - time.time())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            continue
+    return None
 
 
 def with_retries(

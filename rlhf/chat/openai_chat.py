@@ -9,18 +9,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from rlhf.chat.api import CallStats, ChatRequest, ChatResult
 from rlhf.errors import ConfigError
-from rlhf.retry import Backoff, GaveUp, Transient, with_retries
+from rlhf.retry import Backoff, GaveUp, Transient, retry_after_s, with_retries
 
 
 def retry_after(err) -> float | None:
     """Seconds the server asked us to wait (retry-after-ms or Retry-After), if it said."""
-    headers = getattr(getattr(err, "response", None), "headers", None) or {}
-    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        try:
-            return float(headers[header]) / scale
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
+    return retry_after_s(getattr(getattr(err, "response", None), "headers", None))
 
 
 class OpenAIChat:
