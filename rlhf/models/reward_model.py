@@ -4,8 +4,10 @@ Our checkpoints use transformers' `...ForSequenceClassification` layout with one
 `model.`, head `score.weight`), so plain `AutoModelForSequenceClassification` loads them too. They
 also carry OpenRLHF's sequence-regression fields in config.json (`normalize_reward`, `mean`, `std`,
 `value_head_prefix`), so OpenRLHF loads them with `--value_head_prefix score`. OpenRLHF's own
-checkpoints (head `value_head.weight` by default, e.g. PsychoCounsel-Llama3-8B-Reward) load here
-without installing openrlhf: the head is found by name and renamed.
+checkpoints (head `value_head.weight` by default, bf16, sharded with an index, e.g.
+PsychoCounsel-Llama3-8B-Reward) load here without installing openrlhf: the head is found by name
+and renamed, and rewards are normalised as (r - mean) / std when config.json says normalize_reward,
+as OpenRLHF's reward model does in eval mode.
 """
 
 from __future__ import annotations
@@ -37,13 +39,26 @@ def reward_at_last_token(model, input_ids: torch.Tensor, attention_mask: torch.T
     return values.gather(1, last_token_index(attention_mask)).squeeze(1)
 
 
+def weight_files(model_dir: Path) -> list[Path]:
+    """The checkpoint's safetensors files: those its index names when it is sharded (as
+    save_pretrained writes large models, OpenRLHF's included), else every *.safetensors."""
+    index = model_dir / "model.safetensors.index.json"
+    if not index.is_file():
+        return sorted(model_dir.glob("*.safetensors"))
+    names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    missing = [name for name in names if not (model_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{model_dir}: shard(s) {missing} named in {index.name} are missing")
+    return [model_dir / name for name in names]
+
+
 def find_value_head(model_dir: str | Path) -> str:
     """The name of the checkpoint's value head (`score` or OpenRLHF's `value_head`)."""
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     if config.get("value_head_prefix"):
         return config["value_head_prefix"]
-    for shard in sorted(model_dir.glob("*.safetensors")):
+    for shard in weight_files(model_dir):
         with safe_open(str(shard), framework="pt") as handle:
             for prefix in OPENRLHF_HEADS:
                 if f"{prefix}.weight" in handle.keys():
@@ -64,7 +79,7 @@ def load_reward_model(model_dir: str | Path, dtype: torch.dtype = torch.float32,
     else:
         model = AutoModelForSequenceClassification.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
         state = {}
-        for shard in sorted(model_dir.glob("*.safetensors")):
+        for shard in weight_files(model_dir):
             with safe_open(str(shard), framework="pt") as handle:
                 for key in handle.keys():
                     state[key.replace(f"{head}.", f"{HEAD}.", 1) if key.startswith(f"{head}.") else key] = (
