@@ -28,6 +28,7 @@ from rlhf.choices import Stage
 from rlhf.config import RunConfig
 from rlhf.data import counsel_chat
 from rlhf.models.base import base_model, load_tokenizer
+from rlhf.pairs.parquet import read_preference_parquet
 from rlhf.paths import resolve_path, work_dir
 from rlhf.stages import STAGES
 from rlhf.stages.context import RunContext
@@ -84,6 +85,9 @@ class Pipeline:
             counsel_chat.read_questions(data, "train"),
             counsel_chat.read_questions(data, "val"),
         )
+        if run.data.preference_path and {Stage.reward, Stage.offline_dpo} & set(run.stages):
+            # a bad preference file is refused before any actor starts (the stages read it again)
+            read_preference_parquet(resolve_path(run.data.preference_path))
         if run.stages == (Stage.eval,) and run.model.path is None:  # prompt with the first evaluated policy's tokenizer
             from rlhf.eval.inputs import tokenizer_model
 

@@ -21,11 +21,16 @@ COLUMNS = (
 
 
 def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
+    """The pairs of a PsychoCounsel-Preference Parquet file; a file that is not one gives a DataError
+    naming the file and the column or row (counted from 0, as pandas and pyarrow count) at fault."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.is_file():
         raise DataError(str(path), "file not found", hint="set data.preference_path to a Parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(str(path), "empty file", hint="expected Parquet in the PsychoCounsel-Preference schema")
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for a broken file
@@ -35,16 +40,22 @@ def read_preference_parquet(path: str | Path) -> list[PreferencePair]:
         raise DataError(
             str(path), f"missing column(s) {missing}", hint=f"the PsychoCounsel-Preference schema has {list(REQUIRED)}"
         )
-    rows = table.to_pylist()
+    for column in REQUIRED:
+        kind = table.schema.field(column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+            raise DataError(
+                str(path), f"column {column!r} holds {kind}, not text", hint="the schema's columns are strings"
+            )
+    if table.num_rows == 0:
+        raise DataError(str(path), "no rows", hint="the file has the columns but no preference pairs")
     pairs = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(table.select([c for c in ("ID", *REQUIRED) if c in table.column_names]).to_pylist()):
         for column in REQUIRED:
             if not isinstance(row[column], str) or not row[column].strip():
-                raise DataError(str(path), f"row {index}: column {column!r} is empty or not text")
+                named = f" (ID {row['ID']!r})" if row.get("ID") is not None else ""
+                raise DataError(str(path), f"row {index}{named}: column {column!r} is empty")
         speech_id = str(row.get("ID") or f"row-{index}")
         pairs.append(PreferencePair(Speech(speech_id, row["question"]), row["chosen"], row["rejected"]))
-    if not pairs:
-        raise DataError(str(path), "no rows")
     return pairs
 
 
