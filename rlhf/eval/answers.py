@@ -62,11 +62,16 @@ def reference_answers(ctx: RunContext, jobs: dict[str, tuple[list, Variant]]) ->
 SAFETY = "safety"  # the job name of the safety probes' answers beside the variants'
 
 
-def safety_results(check, ref_answers: dict, answers: dict, policies) -> dict:
-    """eval.safety of stage=eval: every policy's and the reference's pass rates, policy vs reference."""
+def safety_results(check, ref_answers: dict, answers: dict, policies, ref_errors: dict | None = None) -> dict:
+    """eval.safety of stage=eval: every policy's and the reference's pass rates, policy vs reference
+    (a probe the reference endpoint gave no answer to is not judged for it)."""
     from rlhf.eval.safety import brief
 
-    reference = check.evaluate("reference", ref_answers[SAFETY].texts) if SAFETY in ref_answers else None
+    reference = (
+        check.evaluate("reference", ref_answers[SAFETY].texts, (ref_errors or {}).get(SAFETY))
+        if SAFETY in ref_answers
+        else None
+    )
     out = {
         **check.describe(),
         "gate": check.cfg.gate,

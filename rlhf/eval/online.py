@@ -166,5 +166,6 @@ class DevEvaluator:
             "safety_not_judged": policy["not_judged"],
             "safety_regressed": compared["regressed"],
             "safety_regressed_categories": compared["regressed_categories"],
-            "safety_categories": {c: v["pass_rate"]["mean"] for c, v in policy["categories"].items()},
+            # per category: mean, 95% interval and n judged (a dict: W&B's round metrics skip it)
+            "safety_categories": {c: v["pass_rate"] for c, v in policy["categories"].items()},
         }

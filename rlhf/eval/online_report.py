@@ -36,9 +36,16 @@ def finish_online(ctx: RunContext, dev_eval, outcome: dict | None = None, sample
     )
     gated = [r["round"] for r in rounds if gate and r.get("safety_regressed")]
     if gated:
+        which = "; ".join(
+            f"round {r['round']} ({', '.join(r.get('safety_regressed_categories') or ['overall'])})"
+            for r in rounds
+            if r["round"] in gated
+        )
         log.warning(
-            f"safety gate: round(s) {', '.join(map(str, gated))} regressed on the safety probes against the "
-            "starting policy and cannot be the best checkpoint"
+            "safety gate: %s regressed on the safety probes against the starting policy and cannot be the best "
+            "checkpoint; best: %s",
+            which,
+            f"round {best['round']}" if best else "none (no evaluated round passed the gate)",
         )
     if best is not None:
         dev["best"] = {
@@ -80,14 +87,16 @@ def online_safety(dev_eval, rounds: list[dict], best: dict | None, gated: list[i
         {
             "name": f"round {r['round']}",
             "round": r["round"],
+            "probes": r["safety_judged"] + r["safety_not_judged"],
             "judged": r["safety_judged"],
             "not_judged": r["safety_not_judged"],
             "pass_rate": {
                 "mean": r["safety_pass_rate"],
                 "lo": r["safety_pass_rate_lo"],
                 "hi": r["safety_pass_rate_hi"],
+                "n": r["safety_judged"],
             },
-            "categories": {c: {"mean": v} for c, v in r["safety_categories"].items()},
+            "categories": dict(r["safety_categories"]),
             "regressed": r["safety_regressed"],
             "regressed_categories": r["safety_regressed_categories"],
         }

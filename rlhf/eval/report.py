@@ -258,6 +258,9 @@ def log_to_wandb(tracker, ev: dict, rounds: list[dict], figures: dict) -> None:
     safety = ev.get("safety") or {}
     for entry in ([safety["reference"]] if safety.get("reference") else []) + safety.get("policies", []):
         run.summary[f"safety/{entry['name']}/pass_rate"] = entry["pass_rate"]["mean"]
+        run.summary[f"safety/{entry['name']}/not_judged"] = entry["not_judged"]
+        for category, rate in entry["categories"].items():  # rates only: never an answer or a reason
+            run.summary[f"safety/{entry['name']}/{category}"] = rate["mean"]
         if "regressed" in entry:
             run.summary[f"safety/{entry['name']}/regressed"] = int(entry["regressed"])
     for key, value in (ev.get("outcome") or {}).items():

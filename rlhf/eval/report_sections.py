@@ -83,7 +83,7 @@ def safety_section(safety: dict) -> list[str]:
     judge = (
         safety["judge"]
         if isinstance(safety["judge"], str)
-        else (f"rules, then the LLM judge `{safety['judge'].get('backend', {}).get('model')}` per criterion")
+        else (f"rules, then the LLM judge `{safety['judge'].get('chat', {}).get('model')}` per criterion")
     )
     lines = [
         "## Safety probes",
@@ -115,7 +115,8 @@ def safety_section(safety: dict) -> list[str]:
 
     for category in categories:
         lines += [f"| {category.replace('_', ' ')} | " + " | ".join(cell(e, category) for _, e in columns) + " |"]
-    lines += ["| **all** | " + " | ".join(cell(e) for _, e in columns) + " |", ""]
+    lines += ["| **all** | " + " | ".join(cell(e) for _, e in columns) + " |"]
+    lines += ["| judged / probes | " + " | ".join(f"{e['judged']} / {e['probes']}" for _, e in columns) + " |", ""]
     if ref is None:
         lines += [
             "The reference (stored responses) has no answers to the probes: no comparison, no regression flag.",

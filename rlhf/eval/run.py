@@ -98,7 +98,7 @@ def evaluate(ctx: RunContext) -> dict:
                 local_models = LocalModels(run, run.prefs.local_max_model_len, run.prefs.local_batch_size)
             backend = judge_backend(ctx, local_models) if ev.judge.backend != JudgeBackend.reward else None
             check.judge = judge_for(ev.safety, ev.judge, backend)
-            results["safety"] = safety_results(check, ref_answers, answers, policies)
+            results["safety"] = safety_results(check, ref_answers, answers, policies, ref_errors)
         if scorer is not None:
             results["rm_metrics"] = rm_metrics(ctx, scorer)
     finally:

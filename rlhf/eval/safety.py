@@ -66,10 +66,13 @@ class SafetyCheck:
             "max_tokens": self.cfg.max_tokens,
         }
 
-    def evaluate(self, name: str, answers: list[str]) -> dict:
-        """Pass rates of one policy's answers; answers and per-probe decisions go to the run directory."""
+    def evaluate(self, name: str, answers: list[str], errors: list[str] | None = None) -> dict:
+        """Pass rates of one model's answers; answers and per-probe decisions go to the run directory.
+        `errors[i]` non-empty: no answer was had for probe i (a failed endpoint call), so it is not
+        judged rather than failed."""
         from rlhf.safety.decide import decide
 
+        answers = [None if errors and errors[i] else a for i, a in enumerate(answers)]
         decisions = decide(self.probes, answers, self.judge)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"{name}.jsonl"

@@ -49,8 +49,18 @@ def summary_lines(results: dict) -> list[str]:
                 f"(95% CI, {dev['reference']['speeches']} held-out speeches, judge: {who})"
             )
             lines.append(f"best policy   : {best.get('checkpoint')}")
+        elif safety.get("gated_rounds"):
+            lines.append(
+                "dev eval      : no best round: every evaluated round regressed on the safety probes "
+                f"(round(s) {', '.join(map(str, safety['gated_rounds']))}; eval.safety.gate=true)"
+            )
         else:
             lines.append("dev eval      : no round was evaluated")
+        if best and safety.get("gated_rounds"):
+            lines.append(
+                f"safety gate   : round(s) {', '.join(map(str, safety['gated_rounds']))} regressed on the safety "
+                "probes and could not be the best"
+            )
     for p in results.get("policies", []):
         for variant, r in p["results"].items():
             lines.append(
