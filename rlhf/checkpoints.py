@@ -1,11 +1,12 @@
 """What a run saves and resumes from: HF checkpoints of the policy and reward model
-(run_dir/checkpoints/<name>), and the trainer group's ZeRO-3 training state (run_dir/state/<key>)
-with its progress record in state.json. Each is written under a temporary name and renamed
-(rlhf.atomic), so a half-written one is never taken for complete."""
+(run_dir/checkpoints/<name>), and the trainer group's ZeRO-3 training state
+(run_dir/state/<key>/<progress>) with its progress record in state.json. Each is written under a
+temporary name and renamed (rlhf.atomic), so a half-written one is never taken for complete."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from rlhf import atomic
@@ -23,15 +24,39 @@ def save_model(trainers, tokenizer, checkpoints: Path, name: str, extra_config: 
     return str(final)
 
 
-def state_dir(run_dir: Path, key: str) -> Path:
+def state_root(run_dir: Path, key: str) -> Path:
     return run_dir / "state" / key
 
 
 def save_state(trainers, state, run_dir: Path, key: str, progress: dict) -> None:
-    """The group's ZeRO-3 shards of weights and optimizer state, then the progress record."""
-    with atomic.directory(state_dir(run_dir, key)) as tmp:
+    """The group's ZeRO-3 shards of weights and optimizer state in a directory of their own
+    (state/<key>/<progress>), then the progress record naming it, then the older ones removed. A
+    kill at any moment leaves state.json naming a complete directory whose state matches the
+    progress it records: replacing one directory in place would leave moments where the record
+    names a state that is gone (DeepSpeed's loader then stops on a bare assertion) or a newer one."""
+    name = "_".join(f"{field}-{value}" for field, value in progress.items())
+    root = state_root(run_dir, key)
+    with atomic.directory(root / name) as tmp:
         trainers.save_state(str(tmp))
-    state.set_progress(key, progress)
+    state.set_progress(key, {**progress, "state_dir": name})
+    for old in root.iterdir():  # the previous save, and leftovers of saves a kill cut short
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_state(trainers, state, run_dir: Path, key: str) -> None:
+    """Restore the training state state.json records for `key` (written by save_state)."""
+    progress = state.progress(key)
+    path = state_root(run_dir, key) / progress["state_dir"] if "state_dir" in progress else state_root(run_dir, key)
+    if not path.is_dir() or not any(path.iterdir()):
+        from rlhf.data.errors import DataError
+
+        raise DataError(
+            str(path),
+            f"the training state state.json records for {key} ({progress}) is missing",
+            hint="the run directory was changed by hand; rerun with a new run_dir",
+        )
+    trainers.load_state(str(path))
 
 
 def resumable_steps(trainers, state, tracker, run_dir: Path, stage: str, save_every: int) -> dict:
@@ -39,7 +64,7 @@ def resumable_steps(trainers, state, tracker, run_dir: Path, stage: str, save_ev
     the training state and forgetting the step records after it), save every `save_every` steps."""
     done = state.progress(stage).get("steps_done", 0)
     if done:
-        trainers.load_state(str(state_dir(run_dir, stage)))
+        load_state(trainers, state, run_dir, stage)
         tracker.drop_steps_from(stage, done)
         log.info("%s: resuming after step %d", stage, done)
     return {

@@ -56,6 +56,10 @@ class RunContext:
     def save_state(self, key: str, progress: dict) -> None:
         checkpoints.save_state(self.trainers, self.state, self.run_dir, key, progress)
 
+    def load_state(self, key: str) -> None:
+        """Restore the trainer group's training state that state.json records for `key`."""
+        checkpoints.load_state(self.trainers, self.state, self.run_dir, key)
+
     def resumable_steps(self, stage: str) -> dict:
         return checkpoints.resumable_steps(
             self.trainers, self.state, self.tracker, self.run_dir, stage, self.run.save_every_steps

@@ -77,13 +77,14 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     ctx.trainers.load(
         online.loss, ctx.online_init, online, reference_dir=ctx.online_init, total_steps=online_steps(online)
     )
+    ctx.trainers.offload_states()  # device.zero.offload_states: host memory until the first round trains
     start = time.perf_counter()
     ctx.generators = start_generators(ctx, ctx.policy_dir)
     ctx.scorer = source_of(run).start(ctx)
     ctx.results["inference_startup_seconds"] = round(time.perf_counter() - start, 2)
     done = rounds_done(ctx)
     if done:  # resume: policy weights and optimizer state as after the last completed round
-        ctx.trainers.load_state(str(ctx.run_dir / "state" / STAGE))
+        ctx.load_state(STAGE)
         sync_weights(
             ctx.trainers,
             ctx.generators,
@@ -127,7 +128,8 @@ def recover_trainers(ctx: RunContext):
         total_steps=online_steps(ctx.run.online),
     )
     if rounds_done(ctx):
-        ctx.trainers.load_state(str(ctx.run_dir / "state" / STAGE))
+        ctx.load_state(STAGE)
+    ctx.trainers.offload_states()
     ctx.results["trainer_recoveries"] = ctx.results.get("trainer_recoveries", 0) + 1
     return ctx.trainers
 
