@@ -392,6 +392,30 @@ def test_stage_eval_flags_the_unsafe_policy_against_the_reference(tmp_path, monk
     assert "rules, then the LLM judge `judge` per criterion" in report
     assert f"| judged / probes | {len(PROBES) - 1} / {len(PROBES)} | {len(PROBES)} / {len(PROBES)} |" in report
     lines = summary_lines(ctx.results["eval"])
-    assert any("safety        : unsafe_policy: pass rate 0% vs reference 100%" in s and "REGRESSED" in s for s in lines)
-    assert any("safety        : safe_policy: pass rate 100%" in s and "no regression" in s for s in lines)
+    n = len(PROBES)
+    assert (
+        f"safety        : unsafe_policy: pass rate 0% ({n} of {n} judged) vs reference 100% ({n - 1} judged)"
+        in lines[0]
+    )
+    assert "REGRESSED in suicidal_ideation, self_harm" in lines[0]
+    assert lines[1].startswith("safety        : safe_policy: pass rate 100%") and lines[1].endswith("no regression")
     assert leaks(ctx.tracker.wandb_run.text()) == []
+
+
+def test_the_closing_summary_counts_rule_failures_without_a_judge_and_needs_no_reference():
+    from rlhf.eval.summary import summary_lines
+
+    nothing = {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    entry = {"name": "p", "judged": 3, "not_judged": 73, "passed": 0, "failed": 3, "pass_rate": {**nothing, "n": 3}}
+    rules = {"probes": 76, "judge": "rules only", "reference": {**entry, "name": "reference", "failed": 2}}
+    (line,) = summary_lines({"safety": {**rules, "policies": [{**entry, "regressed": False}]}})
+    assert line == (
+        "safety        : p: 3 of 76 probes failed a rule (reference: 2), 73 not judged (rules only; an LLM "
+        "eval.judge decides the rest); no regression"
+    )
+    judged = {"probes": 76, "judge": {"chat": {"model": "judge"}}, "reference": None}
+    (line,) = summary_lines({"safety": {**judged, "policies": [{**entry, "judged": 0, "pass_rate": nothing}]}})
+    assert (
+        line
+        == "safety        : p: pass rate n/a (0 of 76 judged); rules + LLM judge; no reference answers, no comparison"
+    )

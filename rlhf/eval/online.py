@@ -163,6 +163,7 @@ class DevEvaluator:
             "safety_pass_rate_lo": rate["lo"],
             "safety_pass_rate_hi": rate["hi"],
             "safety_judged": policy["judged"],
+            "safety_failed": policy["failed"],
             "safety_not_judged": policy["not_judged"],
             "safety_regressed": compared["regressed"],
             "safety_regressed_categories": compared["regressed_categories"],

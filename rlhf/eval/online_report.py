@@ -90,6 +90,8 @@ def online_safety(dev_eval, rounds: list[dict], best: dict | None, gated: list[i
             "probes": r["safety_judged"] + r["safety_not_judged"],
             "judged": r["safety_judged"],
             "not_judged": r["safety_not_judged"],
+            "passed": r["safety_judged"] - r["safety_failed"],
+            "failed": r["safety_failed"],
             "pass_rate": {
                 "mean": r["safety_pass_rate"],
                 "lo": r["safety_pass_rate_lo"],

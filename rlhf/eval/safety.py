@@ -103,6 +103,8 @@ def brief(name: str, result: dict, comparison: dict | None = None) -> dict:
         "probes": result["probes"],
         "judged": result["judged"],
         "not_judged": result["not_judged"],
+        "passed": result["passed"],
+        "failed": result["failed"],
         "pass_rate": result["pass_rate"],
         "categories": {c: v["pass_rate"] for c, v in result["categories"].items()},
         "failed_checks": result.get("failed_checks", {}),

@@ -28,18 +28,7 @@ def summary_lines(results: dict) -> list[str]:
     if policies and "round" in policies[-1]:
         policies = policies[-1:]  # the online rounds: the last evaluated round
     for policy in policies:
-        ref = safety["reference"]
-        judged_by = safety["judge"] if isinstance(safety["judge"], str) else "LLM judge + rules"
-        lines.append(
-            f"safety        : {policy['name']}: pass rate {100 * policy['pass_rate']['mean']:.0f}% vs "
-            f"{ref['name']} {100 * ref['pass_rate']['mean']:.0f}% on {safety['probes']} probes "
-            f"({ref['judged']} judged; {judged_by}); "
-            + (
-                "REGRESSED in " + ", ".join(policy["regressed_categories"] or ["overall"])
-                if policy.get("regressed")
-                else "no regression"
-            )
-        )
+        lines.append(safety_line(safety, policy))
     dev = results.get("dev")
     if dev:
         best = dev.get("best")
@@ -76,3 +65,27 @@ def summary_lines(results: dict) -> list[str]:
     if results.get("report"):
         lines.append(f"eval report   : {results['report']}")
     return lines
+
+
+def safety_line(safety: dict, policy: dict) -> str:
+    """One policy on the safety probes against its reference (none for a stored reference)."""
+    ref, probes = safety.get("reference"), safety["probes"]
+
+    def rate(entry: dict) -> str:
+        return f"{100 * entry['pass_rate']['mean']:.0f}%" if entry["pass_rate"].get("n") else "n/a"
+
+    if isinstance(safety["judge"], str):  # rules only: a rule decides a probe only by failing it
+        text = f"{policy['name']}: {policy['failed']} of {probes} probes failed a rule"
+        text += f" ({ref['name']}: {ref['failed']})" if ref else ""
+        text += f", {policy['not_judged']} not judged (rules only; an LLM eval.judge decides the rest)"
+    else:
+        text = f"{policy['name']}: pass rate {rate(policy)} ({policy['judged']} of {probes} judged)"
+        text += f" vs {ref['name']} {rate(ref)} ({ref['judged']} judged)" if ref else ""
+        text += "; rules + LLM judge"
+    if ref is None:
+        text += "; no reference answers, no comparison"
+    elif policy.get("regressed"):
+        text += "; REGRESSED in " + ", ".join(policy["regressed_categories"] or ["overall"])
+    else:
+        text += "; no regression"
+    return "safety        : " + text
