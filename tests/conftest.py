@@ -1,10 +1,12 @@
 """Shared test set-up: every cache and temp file of Ray, vLLM, W&B and DeepSpeed goes to a
-temporary directory, and one local Ray instance serves the in-process end-to-end tests."""
+temporary directory; the tiny model, and an SFT policy and reward model trained from it, are built
+once per session for the tests that start from them."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,51 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     questions = read_questions(REPO_ROOT / "data/counsel-chat/counsel_chat.csv", "train")
     texts = [q.speech.text for q in questions] + [a.text for q in questions for a in q.answers]
     return build_tiny_model(tmp_path_factory.mktemp("tiny"), texts, TinyModelConfig(), seed=0)
+
+
+# Data and round sizes of the end-to-end runs: small enough for 2 cores, large enough that the
+# policy and reward model learn something (DPO moves the greedy output, the reward model ranks).
+SMALL = ["data.max_sft_examples=480", "data.max_pairs=96", "reward_training.eval_pairs=16",
+         "online.speeches_per_round=16", "online.samples_per_speech=4", "online.min_reward_gap=0.0",
+         "online.epochs=4"]
+
+
+@dataclass(frozen=True)
+class TrainedModels:
+    """An SFT policy and a reward model trained on the shipped data with SMALL."""
+
+    run_dir: Path
+    sft: Path
+    reward_model: Path
+
+    def online_overrides(self) -> list[str]:
+        """stage=online_dpo from these models: the online rounds without training them again."""
+        return ["stage=online_dpo", f"model.path={self.sft}", f"reward.path={self.reward_model}", *SMALL]
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory) -> TrainedModels:
+    """SFT and the reward model, trained once per session for every test that starts from them
+    (the recipe's first two stages take minutes on CPU). Ray and the trainer group are torn down
+    before the fixture returns: nothing of this run stays up while the tests run."""
+    import ray
+
+    from rlhf.config import load_config
+    from rlhf.pipeline import Pipeline
+
+    run_dir = tmp_path_factory.mktemp("trained")
+    run = load_config(compose([f"run_dir={run_dir}", "recipe=[sft,reward]", "tracking.wandb=false", *SMALL]))
+    pipe = Pipeline(run, {})
+    try:
+        pipe.start()
+        for stage in run.stages:
+            pipe.run_stage(stage)
+    finally:
+        pipe.shutdown()
+        ray.shutdown()
+    models = TrainedModels(run_dir, run_dir / "checkpoints" / "sft", run_dir / "checkpoints" / "reward_model")
+    assert (models.sft / "config.json").is_file() and (models.reward_model / "config.json").is_file()
+    return models
 
 
 def compose(overrides: list[str] | None = None):

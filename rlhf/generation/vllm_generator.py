@@ -71,7 +71,16 @@ class Generator:
     def info(self) -> dict:
         import vllm
 
-        return {"pid": os.getpid(), "vllm": vllm.__version__, "startup_seconds": self.startup_seconds}
+        return {
+            "pid": os.getpid(),
+            "vllm": vllm.__version__,
+            "engine": f"{type(self.llm).__module__}.{type(self.llm).__qualname__}",  # what really generates
+            "startup_seconds": self.startup_seconds,
+        }
+
+    def requests_served(self) -> int | None:
+        """Prompts this engine has generated for since it started (vLLM numbers each request)."""
+        return getattr(getattr(self.llm, "request_counter", None), "counter", None)
 
     def generate(
         self,

@@ -59,6 +59,18 @@ class TrainerRank:
     def pid(self) -> int:
         return os.getpid()
 
+    def partitions(self) -> dict:
+        """What this rank holds of the trained model: DeepSpeed's ZeRO stage and, per parameter,
+        (name, full size, elements held here, elements materialised outside a gather). Under
+        ZeRO-3 a rank keeps about 1/world_size of every parameter (its `ds_tensor`) and the full
+        tensor exists only inside a gather; a parameter DeepSpeed did not partition reports its
+        whole size held and materialised."""
+        params = [
+            (name, getattr(p, "ds_numel", p.numel()), getattr(p, "ds_tensor", p).numel(), p.data.numel())
+            for name, p in self.engine.module.named_parameters()
+        ]
+        return {"zero_stage": self.engine.zero_optimization_stage(), "world_size": self.world_size, "params": params}
+
     def load(
         self,
         loss: str,
