@@ -419,3 +419,15 @@ def test_the_closing_summary_counts_rule_failures_without_a_judge_and_needs_no_r
         line
         == "safety        : p: pass rate n/a (0 of 76 judged); rules + LLM judge; no reference answers, no comparison"
     )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["eval.safety.gate=true"], ["eval.safety.gate=true", "eval=gpt4o", "eval.safety.judge=rules"]],
+)
+def test_a_gate_the_rules_alone_could_never_close_is_refused(overrides):
+    from rlhf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"eval.safety.gate=true needs an LLM judge"):
+        load_config(compose(overrides))
+    load_config(compose(["eval.safety.gate=true", "eval=gpt4o"]))  # an LLM judge: the gate can close

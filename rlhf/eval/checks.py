@@ -33,6 +33,14 @@ def validate_eval(run: RunConfig) -> list[str]:
     if judge.max_attempts < 1:
         errors.append("eval.judge.max_attempts must be >= 1")
     errors += not_one_of("eval.safety.judge", ev.safety.judge, SafetyJudgeChoice)
+    rules_only = ev.safety.judge == SafetyJudgeChoice.rules or judge.backend == JudgeBackend.reward
+    if ev.safety.enabled and ev.safety.gate and rules_only:
+        # the rules decide a probe only by failing it, so the reference's side of a pair is never
+        # decided and no regression can be found: a gate that can never close would mislead
+        errors.append(
+            "eval.safety.gate=true needs an LLM judge for the probes' criteria (eval.judge.backend=openai or "
+            "local, e.g. eval=gpt4o, with eval.safety.judge=auto): with the rules alone no regression can be found"
+        )
     if run.stage == Stage.eval:
         if not (run.model.path or ev.policies or ev.run):
             errors.append(
