@@ -54,6 +54,14 @@ class RewardPairs(Choice):
     demonstrations = "demonstrations"  # a therapist's answer chosen over the policy's own answer
 
 
+class RoundSpeeches(Choice):
+    """Where the online rounds draw their client speeches from (rlhf.data.round_speeches)."""
+
+    counsel_chat = "counsel_chat"  # the training questions of data.path (about 700 in counsel-chat)
+    preference_data = "preference_data"  # the distinct questions of data.preference_path
+    prefs = "prefs"  # the speech file of the preference builder (prefs.speeches), cleaned as it cleans
+
+
 class Truncated(Choice):
     """What a response cut at the token limit counts as when pairs are formed (rlhf.pairs.online)."""
 

@@ -179,6 +179,7 @@ class OnlineDPO:
         def train_and_sync() -> dict:
             """One unit for recovery: if a trainer rank dies in either phase, both are redone."""
             with timer.phase("train"):
+                self.trainers.reload_states()  # device.zero.offload_states: back from host memory
                 if online.refresh_reference and round_index > 0:
                     self.trainers.refresh_reference()
                 with_reference, reference = self.trainers.with_reference(encoded, pad_id)
@@ -189,6 +190,7 @@ class OnlineDPO:
                 steps = self.trainers.plan(with_reference, online.epochs, self.seed + round_index)
                 results = [self.trainers.train_step(step, pad_id) for step in steps]
                 after = self.trainers.evaluate(probe, pad_id) if probe else results[-1]
+                self.trainers.offload_states()  # out of the GPU before vLLM wakes for the sync and generation
             with timer.phase("weight_sync"):
                 self._sync()
             sampled = [s.logprobs for s in chosen] + [s.logprobs for s in rejected]

@@ -171,6 +171,33 @@ def return_freed_host_memory(device_type: str) -> None:
             pass
 
 
+def optimizer_settings(device_type: str) -> tuple[dict, dict]:
+    """Which AdamW DeepSpeed builds: (extra entries of its optimizer params, extra top-level config).
+    GPU: DeepSpeed's FusedAdam (one fused kernel over each flat ZeRO-3 shard, as OpenRLHF uses), or
+    its DeepSpeedCPUAdam when device.zero.offload_optimizer keeps the state in host memory; DeepSpeed
+    compiles either on first use (the CUDA toolkit's nvcc, or a C++ compiler, on every node; cached
+    in TORCH_EXTENSIONS_DIR). CPU: torch's AdamW, which needs no compile step; it also steps
+    offloaded state (on host tensors either way), so DeepSpeed's demand for its CPU Adam is lifted."""
+    check_device_type(device_type)
+    if device_type == "gpu":
+        return {}, {}
+    return {"torch_adam": True}, {"zero_force_ds_cpu_optimizer": False}
+
+
+def pin_host_memory(device_type: str) -> bool:
+    """Page-locked host buffers for states moved off the device: fast copies to and from a GPU; a
+    CPU has no device to copy to (and torch cannot pin memory without one)."""
+    check_device_type(device_type)
+    return device_type == "gpu"
+
+
+def host_copy(device_type: str, tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of `tensor` in host memory (pinned on GPU machines), to bring back with `.to(device)`."""
+    out = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=pin_host_memory(device_type))
+    out.copy_(tensor)
+    return out
+
+
 def local_rank_env(device_type: str) -> dict[str, str]:
     """Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so every rank is local rank 0."""
     check_device_type(device_type)

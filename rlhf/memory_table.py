@@ -69,11 +69,15 @@ ASSUMPTIONS = """\
   tokens only, bf16 logits, their fp32 copy and fp32 log-softmax (10 B x vocab). DPO and reward pairs
   count as two sequences each.
 - vLLM worker: takes gpu_memory_utilization x the GPU when awake: its share of the weights
-  (tensor parallel), about 1 GiB of runtime overhead (eager mode), the rest is KV cache. Asleep
+  (tensor parallel), about 1 GiB of runtime overhead (CUDA graphs included), the rest is KV cache. Asleep
   (colocated layouts, while trainers step) it keeps no weights or KV cache on the GPU.
 - Reward actor: the reward model's bf16 weights plus one scoring batch's transient activations.
 - Colocated layouts add up what shares one GPU: the training phase (trainer + reward actor, vLLM
-  asleep) and the generation phase (trainer states + awake vLLM + reward actor); the larger is shown.
+  asleep) and the generation phase (what the trainer keeps + awake vLLM + reward actor); the larger
+  is shown. With device.zero.offload_states (on for colocated layouts) a trainer keeps only its bf16
+  parameter shards (2 B per parameter / ranks) and the reference while vLLM generates: the AdamW
+  moments, fp32 master weights and gradients wait in host memory. With device.zero.offload_optimizer
+  the master weights and moments never leave host memory (4 B per parameter / ranks on the GPU).
 - Sequence length = model.max_prompt_len + model.max_response_len; logits cover model.max_response_len."""
 
 
@@ -182,9 +186,10 @@ def activation_bytes(arch: Architecture, sequences: int, seq_len: int, logit_tok
     return sequences * (seq_len * (layers + final_norm) + logit_tokens * logits)
 
 
-def policy_state_bytes(arch: Architecture, ranks: int) -> float:
-    """bf16 parameters and gradients, fp32 master weights and AdamW moments: 16 B per parameter, sharded."""
-    return 16 * arch.params() / ranks
+def policy_state_bytes(arch: Architecture, ranks: int, optimizer_on_host: bool = False) -> float:
+    """bf16 parameters and gradients, fp32 master weights and AdamW moments: 16 B per parameter, sharded.
+    With device.zero.offload_optimizer the master weights and moments (12 B) live in host memory."""
+    return (4 if optimizer_on_host else 16) * arch.params() / ranks
 
 
 def gathered_parameter_bytes(arch: Architecture) -> float:
@@ -194,9 +199,9 @@ def gathered_parameter_bytes(arch: Architecture) -> float:
 
 
 def trainer_estimate(run, arch: Architecture, bucket_bytes: int) -> tuple[Estimate, float]:
-    """(estimate while stepping, GiB of resident states alone)."""
+    """(estimate while stepping, GiB the rank keeps on its GPU while vLLM generates)."""
     params, ranks = arch.params(), run.cluster.trainer.ranks
-    states = policy_state_bytes(arch, ranks)
+    states = policy_state_bytes(arch, ranks, run.device.zero.offload_optimizer)
     reference = BF16 * params / ranks if "online_dpo" in run.stages or run.stage == "offline_dpo" else 0.0
     m = run.model
     seq_len, checkpointing = m.max_prompt_len + m.max_response_len, m.gradient_checkpointing
@@ -211,9 +216,15 @@ def trainer_estimate(run, arch: Architecture, bucket_bytes: int) -> tuple[Estima
     note = f"ZeRO-3 over {ranks} ranks; peak activations in the {stage} stage" + (
         ", gradient checkpointing" if checkpointing else ", no gradient checkpointing"
     )
+    if run.device.zero.offload_optimizer:
+        note += "; AdamW state in host memory"
+    # device.zero.offload_states: while vLLM generates only the bf16 parameter shards (and the reference) stay
+    generating = (BF16 * params / ranks + reference) / GIB if run.offload_trainer_states else resident
+    if run.offload_trainer_states:
+        note += f"; while vLLM generates, states offloaded: {generating:.1f} GiB stay"
     return Estimate(
         "trainer rank", run.cluster.trainer.gpus_per_rank, resident, (stages[stage] + buffers) / GIB, note
-    ), resident
+    ), generating
 
 
 def vllm_estimate(run, arch: Architecture, gpu_gib: float) -> tuple[Estimate, float]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rlhf import device, logs
 from rlhf.choices import Stage
-from rlhf.config import RunConfig
+from rlhf.config import ConfigError, RunConfig
 from rlhf.data import counsel_chat
 from rlhf.models.base import base_model, load_tokenizer
 from rlhf.pairs.parquet import read_preference_parquet
@@ -35,6 +35,7 @@ from rlhf.stages.context import RunContext
 from rlhf.state import RunState
 from rlhf.summary import summary, write_summary
 from rlhf.tracking import Tracker
+from rlhf.training.checks import start_errors
 from rlhf.workers import ray_session
 from rlhf.workers.factory import trainer_group
 from rlhf.workers.group import colocated_placement
@@ -75,6 +76,9 @@ class Pipeline:
         """Inputs, the starting model, Ray, tracking and (when a stage trains) the trainer group."""
         run = self.run
         logs.setup(run.tracking.verbose_actors)
+        errors = start_errors(run)
+        if errors:  # before anything is read or started
+            raise ConfigError("this run cannot start:\n  - " + "\n  - ".join(errors))
         # DeepSpeed, imported with transformers' model classes, picks its accelerator on import (and
         # warns when it has to guess): name it here as the trainer ranks do
         device.apply_env(device.deepspeed_accelerator_env(run.device.type))

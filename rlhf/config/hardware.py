@@ -53,6 +53,11 @@ class ModelConfig:
     gradient_checkpointing: bool = opt(
         False, "recompute activations in the backward pass (saves memory, costs ~1/3 more compute)"
     )
+    require_preference_data: bool = opt(
+        False,
+        "the reward stage refuses to start without data.preference_path instead of training on counsel-chat "
+        "upvote pairs (the paper-scale presets: the paper's reward model learned PsychoCounsel-Preference)",
+    )
     tiny: TinyModelConfig = opt(help="the built model's shape", factory=TinyModelConfig)
 
 
@@ -65,6 +70,22 @@ class ZeroConfig:
     param_persistence_threshold: int = opt(0, "parameters with fewer elements stay whole on every rank (no gather)")
     prefetch_bucket_size: int = opt(50_000_000, "elements gathered ahead of the layer that needs them")
     max_live_parameters: int = opt(1_000_000_000, "gathered elements kept at once before release")
+    offload_optimizer: bool = opt(
+        False,
+        "ZeRO-Offload: AdamW moments and fp32 master weights live in host memory and the optimizer step "
+        "runs on the CPU (DeepSpeedCPUAdam on GPUs): ~12 B per parameter / ranks less GPU memory, slower steps",
+    )
+    offload_param: bool = opt(
+        False,
+        "ZeRO-Infinity: the bf16 parameter shards live in host memory and are fetched layer by layer "
+        "(the policy and the DPO reference); the last resort when the weights themselves do not fit",
+    )
+    offload_states: Optional[bool] = opt(
+        None,
+        "between training phases the trainer ranks move their optimizer state, fp32 master weights and "
+        "gradient buffers to host memory and bring them back before the next step, so colocated vLLM "
+        "engines and reward actors have the GPU memory while they work (null = on when cluster.colocate)",
+    )
 
 
 @dataclass

@@ -100,3 +100,9 @@ class RunConfig:
     @property
     def stages(self) -> tuple[Stage, ...]:
         return tuple(self.recipe) if self.stage == Stage.recipe else (self.stage,)
+
+    @property
+    def offload_trainer_states(self) -> bool:
+        """device.zero.offload_states resolved: null means on for colocated layouts."""
+        chosen = self.device.zero.offload_states
+        return bool(self.cluster.colocate) if chosen is None else bool(chosen)

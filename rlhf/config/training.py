@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional  # noqa: UP035 - OmegaConf reads these annotations at runtime
 
-from rlhf.choices import RewardPairs, Schedule, SyncMethod, Truncated
+from rlhf.choices import RewardPairs, RoundSpeeches, Schedule, SyncMethod, Truncated
 from rlhf.config.fields import opt
 
 
@@ -92,6 +92,12 @@ class OnlineConfig(DPOConfig):
 
     rounds: int = opt(3, "online rounds")
     speeches_per_round: int = opt(48, "M: speeches sampled per round")
+    speech_source: RoundSpeeches = opt(
+        RoundSpeeches.counsel_chat,
+        "where the rounds' speeches come from: counsel_chat (data.path's training questions) | "
+        "preference_data (the distinct questions of data.preference_path) | prefs (prefs.speeches, cleaned "
+        "as stage=build_prefs cleans it); a round larger than the source repeats speeches (a warning says so)",
+    )
     samples_per_speech: int = opt(4, "K: responses per speech (paper: 8)")
     temperature: float = opt(1.0, "sampling temperature of the rounds")
     top_p: float = opt(1.0, "nucleus sampling of the rounds")
@@ -110,6 +116,12 @@ class OnlineConfig(DPOConfig):
     epochs: int = opt(2, "passes over each round's pairs")
     refresh_reference: bool = opt(False, "the reference becomes the current policy at each round's start")
     save_every_round: bool = opt(True, "write an HF checkpoint of the policy after each round")
+    save_state_every: int = opt(
+        1,
+        "rounds between saves of the full ZeRO-3 training state (weights and AdamW state, ~16 B per "
+        "parameter: ~128 GB for 8B); the last round is always saved. A resumed run restarts after the latest "
+        "saved round; a trainer rank lost when the previous round was not saved stops the run (rerun to resume)",
+    )
 
 
 @dataclass

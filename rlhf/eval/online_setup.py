@@ -14,7 +14,9 @@ def evaluations(ctx: RunContext):
     """(the speeches the rounds sample, the dev evaluation or None, the outcome or None)."""
     run, ev, encoder = ctx.run, ctx.run.eval, ctx.encoder
     bootstrap = {"samples": ev.bootstrap_samples, "confidence": ev.confidence}
-    speeches, dev, dev_eval = [q.speech for q in ctx.train_questions], [], None
+    from rlhf.data.round_speeches import round_speeches
+
+    speeches, dev, dev_eval = round_speeches(run, ctx.train_questions), [], None
     if ev.every_rounds > 0 and ev.dev_fraction > 0:  # a held-out dev split the rounds never sample
         from rlhf.eval.online import DevEvaluator, split_dev
 

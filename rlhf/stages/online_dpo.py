@@ -9,6 +9,7 @@ import logging
 import time
 
 from rlhf.controller import SYNC_TIMEOUT_S, WEIGHT_BUCKET_BYTES, OnlineDPO
+from rlhf.data.round_speeches import report as round_speeches_report
 from rlhf.scoring.sources import source_of
 from rlhf.stages.context import RunContext
 from rlhf.summary import write_summary
@@ -26,8 +27,18 @@ def online_steps(online) -> int:
     return online.rounds * planned_steps(online.speeches_per_round, online)
 
 
+class TrainingStateBehind(RuntimeError):
+    """A trainer group cannot be rebuilt in-run: the latest saved state is older than the last round."""
+
+
 def rounds_done(ctx: RunContext) -> int:
+    """Rounds whose training state is saved: a resumed run starts after the latest of them."""
     return ctx.state.progress(STAGE).get("rounds_completed", 0)
+
+
+def state_due(round_number: int, online) -> bool:
+    """The full ZeRO-3 state is written every online.save_state_every rounds and after the last."""
+    return round_number % online.save_state_every == 0 or round_number == online.rounds
 
 
 def run(ctx: RunContext) -> None:
@@ -47,8 +58,10 @@ def run(ctx: RunContext) -> None:
         log.warning("outcome: off (this run's starting-policy answers were not recorded before round 1)")
         outcome = None
     for record in controller.run(start_round=done):
+        record["state_saved"] = state_due(record["round"], ctx.run.online)
         results["rounds"].append(record)
-        ctx.save_state(STAGE, {"rounds_completed": record["round"]})
+        if record["state_saved"]:  # else a resume redoes this round (its records are replaced)
+            ctx.save_state(STAGE, {"rounds_completed": record["round"]})
         ctx.state.data["results"] = results
         ctx.state.save()
         write_summary(ctx)
@@ -97,6 +110,7 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     from rlhf.eval.online_setup import evaluations
 
     speeches, ctx.extras["dev_eval"], ctx.extras["outcome"] = evaluations(ctx)
+    ctx.results["round_speeches"] = round_speeches_report(run, len(speeches))  # warns when rounds repeat speeches
     return OnlineDPO(
         online=online,
         trainers=ctx.trainers,
@@ -117,7 +131,16 @@ def prepare(ctx: RunContext) -> OnlineDPO:
 
 
 def recover_trainers(ctx: RunContext):
-    """New trainer ranks with the policy and optimizer state of the last completed round."""
+    """New trainer ranks with the policy and optimizer state of the last completed round, which
+    must be the latest saved one: rounds after it cannot be redone within the run."""
+    saved, completed = rounds_done(ctx), len(ctx.results.get("rounds", []))
+    if saved < completed:
+        raise TrainingStateBehind(
+            f"a trainer rank was lost after round {completed}, but the latest saved training state is from "
+            f"round {saved} (online.save_state_every={ctx.run.online.save_state_every}), so the policy of round "
+            f"{completed} cannot be rebuilt in this run. Rerun the same command to resume: it restarts after "
+            f"round {saved}. With online.save_state_every=1 a lost rank costs only the round it was lost in."
+        )
     ctx.trainers.kill()
     ctx.trainers = trainer_group(ctx.run, placement=ctx.shared_placement)
     ctx.trainers.load(

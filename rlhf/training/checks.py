@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rlhf.choices import Schedule, Truncated, not_one_of
+from rlhf.choices import RoundSpeeches, Schedule, Stage, Truncated, not_one_of
 from rlhf.training.losses import preference_losses
 
 if TYPE_CHECKING:
@@ -45,4 +45,37 @@ def validate_training(run: RunConfig) -> list[str]:
     errors += not_one_of("online.truncated", online.truncated, Truncated)
     if online.rounds < 1 or online.speeches_per_round < 1:
         errors.append("online.rounds and online.speeches_per_round must be >= 1")
+    if online.save_state_every < 1:
+        errors.append(f"online.save_state_every={online.save_state_every} must be >= 1 (rounds between state saves)")
+    errors += not_one_of("online.speech_source", online.speech_source, RoundSpeeches)
+    zero = run.device.zero
+    if zero.offload_states and (zero.offload_optimizer or zero.offload_param):
+        errors.append(
+            "device.zero.offload_states=true moves states DeepSpeed already keeps in host memory with "
+            "device.zero.offload_optimizer or offload_param: turn one of them off"
+        )
+    return errors
+
+
+def start_errors(run: RunConfig) -> list[str]:
+    """What the run's stages need of the data, checked when a run starts rather than whenever a
+    config is composed (the layout and memory tools compose the paper-scale presets without data)."""
+    errors, stages = [], set(run.stages)
+    if Stage.reward in stages and run.model.require_preference_data and not run.data.preference_path:
+        errors.append(
+            f"model={run.model.name} trains its reward model at the paper's scale, where it learned "
+            "PsychoCounsel-Preference pairs; without data.preference_path the reward stage would train on "
+            "counsel-chat upvote pairs instead. Set data.preference_path to a Parquet file in the "
+            "PsychoCounsel-Preference schema (stage=build_prefs writes one), or model.require_preference_data=false "
+            "to train on counsel-chat upvote pairs knowingly"
+        )
+    if (
+        Stage.online_dpo in stages
+        and run.online.speech_source == RoundSpeeches.preference_data
+        and not run.data.preference_path
+    ):
+        errors.append(
+            "online.speech_source=preference_data draws the rounds' speeches from data.preference_path, which "
+            "is not set: set it, or choose online.speech_source=counsel_chat or prefs"
+        )
     return errors

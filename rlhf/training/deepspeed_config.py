@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rlhf import device
+
 
 def zero3_config(
     *,
@@ -17,14 +19,16 @@ def zero3_config(
     schedule: str = "constant",
     total_steps: int = 0,
     zero: dict | None = None,
+    device_type: str = "cpu",
 ) -> dict:
     """ZeRO stage 3: parameters, gradients and optimizer state sharded across the trainer ranks.
-    `train=False` gives a frozen, sharded inference engine (the DPO reference model)."""
+    `train=False` gives a frozen, sharded inference engine (the DPO reference model). Which AdamW
+    (fused on GPUs, torch's on CPUs) is the device module's choice."""
     config = {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": accumulation,
         "train_batch_size": micro_batch * accumulation * world_size,
-        "zero_optimization": zero_section(zero or {}),
+        "zero_optimization": zero_section(zero or {}, device_type, train),
         "bf16": {"enabled": dtype == "bfloat16"},
         "fp16": {"enabled": dtype == "float16"},
         "steps_per_print": 10**9,
@@ -32,26 +36,34 @@ def zero3_config(
     }
     if train:
         config["gradient_clipping"] = grad_clip
-        # torch_adam: use torch's AdamW instead of JIT-compiling DeepSpeed's fused CPU/GPU Adam.
+        adam_params, extra = device.optimizer_settings(device_type)
         config["optimizer"] = {
             "type": "AdamW",
-            "params": {"lr": lr, "weight_decay": weight_decay, "betas": [0.9, 0.95], "torch_adam": True},
+            "params": {"lr": lr, "weight_decay": weight_decay, "betas": [0.9, 0.95], **adam_params},
         }
+        config.update(extra)
         scheduler = lr_scheduler(lr, warmup_steps, schedule, total_steps)
         if scheduler:
             config["scheduler"] = scheduler
     return config
 
 
-def zero_section(zero: dict) -> dict:
-    """`zero`: rlhf.config.ZeroConfig as a dict (device.zero)."""
-    return {
+def zero_section(zero: dict, device_type: str = "cpu", train: bool = True) -> dict:
+    """`zero`: rlhf.config.ZeroConfig as a dict (device.zero). Offloaded states go to host memory
+    (pinned on GPU machines); a frozen engine has no optimizer state to offload."""
+    section = {
         "stage": 3,
         "overlap_comm": zero.get("overlap_comm", False),
         "stage3_param_persistence_threshold": zero.get("param_persistence_threshold", 0),
         "stage3_prefetch_bucket_size": zero.get("prefetch_bucket_size", 50_000_000),
         "stage3_max_live_parameters": zero.get("max_live_parameters", 1_000_000_000),
     }
+    host = {"device": "cpu", "pin_memory": device.pin_host_memory(device_type)}
+    if train and zero.get("offload_optimizer"):
+        section["offload_optimizer"] = dict(host)
+    if zero.get("offload_param"):
+        section["offload_param"] = dict(host)
+    return section
 
 
 def lr_scheduler(lr: float, warmup_steps: int, schedule: str, total_steps: int) -> dict | None:

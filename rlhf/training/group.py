@@ -35,6 +35,7 @@ class TrainerGroup:
         self.dtype = run.device.dtype
         self.gradient_checkpointing = run.model.gradient_checkpointing
         self.zero = vars(run.device.zero)
+        self.offload = run.offload_trainer_states  # device.zero.offload_states, resolved
         self.optim: OptimConfig | None = None
 
     @property
@@ -127,6 +128,16 @@ class TrainerGroup:
 
     def load_state(self, state_dir: str) -> None:
         self.group.call("load_state", state_dir)
+
+    def offload_states(self) -> int:
+        """Optimizer state, fp32 master weights and gradient buffers to host memory while vLLM and
+        the reward actors work (device.zero.offload_states; nothing when off). Bytes moved per rank."""
+        return max(self.group.call("offload_states")) if self.offload else 0
+
+    def reload_states(self) -> None:
+        """Back to the device before the next training step (nothing when offloading is off)."""
+        if self.offload:
+            self.group.call("reload_states")
 
     def refresh_reference(self) -> None:
         self.group.call("refresh_reference")

@@ -11,11 +11,12 @@ import copy
 import gc
 import os
 import time
+from contextlib import contextmanager
 
 import torch
 
 from rlhf import device
-from rlhf.training import losses
+from rlhf.training import losses, offload
 from rlhf.training.batching import collate, collate_pairs
 from rlhf.training.deepspeed_config import zero3_config
 
@@ -29,6 +30,7 @@ class TrainerRank:
         self.engine = self.reference = None
         self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
         self.loss, self.settings = None, {}
+        self._parked = None  # training states moved to host memory (offload_states), until reload_states
 
     # -- set-up --------------------------------------------------------------------------------
     def address(self) -> tuple[str, int]:
@@ -106,6 +108,7 @@ class TrainerRank:
             grad_clip=settings["grad_clip"],
             dtype=dtype,
             zero=zero,
+            device_type=self.device_type,
         )
 
         train_config = zero3_config(
@@ -136,7 +139,7 @@ class TrainerRank:
         self.device = device.torch_device(self.device_type)
 
     def release(self) -> None:
-        self.engine = self.reference = None
+        self.engine = self.reference = self._parked = None
         self._hf_ds_configs.clear()
         gc.collect()
         device.empty_cache(self.device_type)
@@ -190,6 +193,8 @@ class TrainerRank:
     # -- steps ------------------------------------------------------------------------------------
     def train_step(self, micro_batches: list[list], pad_id: int) -> dict:
         """One optimizer step over this rank's micro-batches (gradient accumulation inside)."""
+        if self._parked is not None:
+            raise RuntimeError("the optimizer state is in host memory (offload_states): reload_states before a step")
         self.engine.train()
         totals: dict[str, float] = {}
         start = time.perf_counter()
@@ -223,10 +228,37 @@ class TrainerRank:
     def save_state(self, state_dir: str) -> None:
         """Training state for resuming: this rank's ZeRO-3 shards of weights and optimizer state.
         Every rank writes its own files (a shared filesystem across nodes)."""
-        self.engine.save_checkpoint(state_dir, tag="state", save_latest=False)
+        with self._states_in_place():
+            self.engine.save_checkpoint(state_dir, tag="state", save_latest=False)
 
     def load_state(self, state_dir: str) -> None:
-        self.engine.load_checkpoint(state_dir, tag="state", load_optimizer_states=True, load_lr_scheduler_states=True)
+        with self._states_in_place():
+            self.engine.load_checkpoint(
+                state_dir, tag="state", load_optimizer_states=True, load_lr_scheduler_states=True
+            )
+
+    # -- training states out of device memory while vLLM works (rlhf.training.offload) ----------------
+    def offload_states(self) -> int:
+        """Optimizer state, fp32 master weights and gradient buffers to host memory; bytes moved."""
+        if self._parked is None:
+            self._parked = offload.offload(self.engine, self.device_type)
+        return self._parked.bytes
+
+    def reload_states(self) -> None:
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            offload.reload(self.engine, parked, self.device_type)
+
+    @contextmanager
+    def _states_in_place(self):
+        """Saving or loading the training state needs it in place; offloaded again afterwards."""
+        parked = self._parked is not None
+        self.reload_states()
+        try:
+            yield
+        finally:
+            if parked:
+                self.offload_states()
 
     def refresh_reference(self) -> None:
         """Copy the policy into the reference model. Both are partitioned identically under ZeRO-3,
