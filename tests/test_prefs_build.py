@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from rlhf.prefs.judge import PRINCIPLES, REPAIR, parse
 from tests.test_prefs_support import (
     JUDGE_SYSTEM,
     FakeOpenAI,
+    Gate,
+    Overlap,
     completion,
     honest_answer,
     is_judge,
@@ -87,19 +90,21 @@ build_preferences(run_config(args["speeches"], args["url"], concurrency=2), Path
 
 
 def run_until(tmp_path, url, out, watch: str, lines: int):
-    """Start a build in a subprocess and SIGKILL it once `watch` holds `lines` records."""
+    """Start a build in a subprocess and SIGKILL it once `watch` holds `lines` records. The server's
+    Gate answers only that many, so the build is still waiting for answers when the kill lands."""
     args = json.dumps({"speeches": str(tmp_path / "s.csv"), "url": url, "out": str(out)})
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    errors = tmp_path / f"build-{watch}.err"
+    with open(errors, "wb") as err:  # a file, not a pipe nobody reads while the build runs
+        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, args], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=err, env={**os.environ, "PYTHONPATH": str(REPO)})
     path = out / watch
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if path.exists() and path.read_text().count("\n") >= lines:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not (path.exists() and path.read_text().count("\n") >= lines):
+        assert time.monotonic() < deadline, f"{watch} did not reach {lines} records in 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, errors.read_text()[-2000:]
 
 
 def test_killed_build_resumes_without_redoing_calls(tmp_path):
@@ -108,22 +113,27 @@ def test_killed_build_resumes_without_redoing_calls(tmp_path):
     planned, in_flight = 30 * 3, 3 * 2  # 3 responders x concurrency 2 may be cut off by a kill
     with FakeOpenAI() as server:  # the reference: one uninterrupted build
         build(run_config(tmp_path / "s.csv", server.url, concurrency=2), tmp_path / "ref")
-    with FakeOpenAI(delay_s=0.03) as server:
+    with FakeOpenAI() as server:
         out = tmp_path / "out"
+        gate = server.script = Gate(25, judge=False)
         run_until(tmp_path, server.url, out, "responses.jsonl", 25)  # killed while responding
+        gate.release()
         first = store(out / "responses.jsonl")
-        assert 25 <= len(first) < planned
+        assert len(first) == 25
         with open(out / "responses.jsonl", "a") as handle:  # what a kill in the middle of a write leaves
             handle.write('{"speech": "s3#abc", "responder": "r1", "sam')
         seen = len(server.requests)
+        gate = server.script = Gate(20, judge=True)
         run_until(tmp_path, server.url, out, "judgements.jsonl", 20)  # killed while judging
+        gate.release()
+        server.script = honest_answer
         asked_again = {(key_of[b["messages"][-1]["content"]], "r" + b["model"].split("-")[1], 0)
                        for b in server.requests[seen:] if not is_judge(b)}
         assert not asked_again & set(first)  # nothing stored was asked for again
         assert len(store(out / "responses.jsonl")) == planned
         summary = build(run_config(tmp_path / "s.csv", server.url, concurrency=2), out)  # finishes
         assert summary["complete"] and summary["counts"]["responses_new"] == 0
-        assert 0 < summary["counts"]["judgements_new"] < planned
+        assert summary["counts"]["judgements_new"] == planned - 20
         assert server.count(judge=False) <= planned + in_flight and server.count(judge=True) <= planned + 2
         total = len(server.requests)
         rerun = build(run_config(tmp_path / "s.csv", server.url, concurrency=2), out)
@@ -138,17 +148,19 @@ def test_killed_build_resumes_without_redoing_calls(tmp_path):
 
 
 def test_concurrency_is_bounded_per_backend(tmp_path):
+    """Each backend runs up to its `concurrency` requests at once, the responders' backends side by
+    side: the server holds requests until that many are in flight together, then checks no more were."""
     write_speeches_csv(tmp_path / "s.csv", 12)
-    with FakeOpenAI(delay_s=0.05) as server:  # one responder, then the judge: each at most 3 in flight
+    overlap = Overlap({False: 2 * 3, True: 3})  # two responders 3-wide each, then the judge 3-wide
+    with FakeOpenAI(overlap) as server:
         build(run_config(tmp_path / "s.csv", server.url, responders=2, per_speech=2, concurrency=3), tmp_path / "o")
-        assert server.max_in_flight <= 2 * 3 and server.max_in_flight > 1
-    with FakeOpenAI(delay_s=0.05) as server:
+    assert overlap.most == {False: 6, True: 3}
+    overlap = Overlap({False: 2, True: 4})
+    with FakeOpenAI(overlap) as server:
         run = run_config(tmp_path / "s.csv", server.url, responders=2, per_speech=2, concurrency=1)
         run.prefs.judge.concurrency = 4
-        started = time.perf_counter()
         build(run, tmp_path / "o2")
-        assert 1 < server.max_in_flight <= 4
-        assert time.perf_counter() - started < 24 * 2 * 0.05  # judging ran 4-wide, not one by one
+    assert overlap.most == {False: 2, True: 4}  # judging ran 4-wide while each responder went one by one
 
 
 def test_429_storm_is_ridden_out_and_counted(tmp_path):
@@ -192,18 +204,25 @@ def test_storm_beyond_retries_leaves_calls_for_the_rerun(tmp_path):
 def test_timeouts_and_server_errors_are_retried(tmp_path):
     write_speeches_csv(tmp_path / "s.csv", 4)
 
+    retried = threading.Event()
+    held: list[dict] = []
+
     def flaky(body, number):
         if number in (1, 2):
             return 500, {"error": {"message": "boom"}}, {"retry-after-ms": "1"}
-        if number == 3:
-            time.sleep(1.5)  # longer than timeout_s
+        if number == 3:  # unanswered until the client has timed out and asked again
+            held.append(body)
+            retried.wait(timeout=120)
+        elif body in held:
+            retried.set()
         return honest_answer(body)
 
     with FakeOpenAI(flaky) as server:
         run = run_config(tmp_path / "s.csv", server.url, concurrency=1)
         for backend in [*run.prefs.responders, run.prefs.judge]:
-            backend.timeout_s = 0.5
+            backend.timeout_s = 3  # the held request times out; no other one should, however loaded
         summary = build(run, tmp_path / "out")
+    assert retried.is_set()
     stats = summary["calls"]["responders"]
     assert sum(s["server_errors"] for s in stats.values()) == 2 and sum(s["timeouts"] for s in stats.values()) == 1
     assert summary["complete"] and summary["counts"]["scored"] == 12

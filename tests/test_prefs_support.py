@@ -108,6 +108,70 @@ class FakeOpenAI:
             return sum(1 for b in self.requests if judge is None or is_judge(b) == judge)
 
 
+class Gate:
+    """A script that answers the first `answer` requests of one kind (judge or responder; the other
+    kind always) and holds every later one until `release()`: a build run against it cannot finish
+    that phase, so a test can kill it mid-phase however slowly the machine runs."""
+
+    def __init__(self, answer: int, judge: bool):
+        self.left, self.judge = answer, judge
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+
+    def __call__(self, body: dict, number: int):
+        if is_judge(body) == self.judge:
+            with self.lock:
+                self.left -= 1
+                hold = self.left < 0
+            if hold:
+                self.released.wait(timeout=300)  # bounded: a forgotten release cannot hang the server
+        return honest_answer(body, number)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class Overlap:
+    """A script that holds requests until `widths[kind]` of that kind (True: judge, False: responder)
+    are in flight at once, then answers every one: a client that sends that many concurrently gets
+    through, whatever the load, and `most` records how many were in flight together. When the first
+    `width` are in, they stay held up to `grace_s` longer, so a client sending more than `width` at
+    once shows it (a correct one just waits that once). A client that never sends `width` at once
+    waits `deadline_s` once (then the gate opens) and `most` shows it."""
+
+    def __init__(self, widths: dict[bool, int], deadline_s: float = 60, grace_s: float = 0.5):
+        self.widths, self.deadline_s, self.grace_s = widths, deadline_s, grace_s
+        self.lock = threading.Lock()
+        self.now = dict.fromkeys(widths, 0)
+        self.most = dict.fromkeys(widths, 0)
+        self.full = {kind: threading.Event() for kind in widths}
+        self.over = {kind: threading.Event() for kind in widths}
+        self.filling: set[bool] = set()
+        self.deadline: dict[bool, float] = {}
+
+    def __call__(self, body: dict, number: int):
+        kind = is_judge(body)
+        with self.lock:
+            self.now[kind] += 1
+            self.most[kind] = max(self.most[kind], self.now[kind])
+            if self.now[kind] > self.widths[kind]:
+                self.over[kind].set()
+            fills = self.now[kind] >= self.widths[kind] and kind not in self.filling
+            if fills:
+                self.filling.add(kind)
+            wait = self.deadline.setdefault(kind, time.monotonic() + self.deadline_s) - time.monotonic()
+        try:
+            if fills:
+                self.over[kind].wait(timeout=self.grace_s)  # one more arriving now: the bound was exceeded
+                self.full[kind].set()
+            if not self.full[kind].wait(timeout=max(wait, 0)):
+                self.full[kind].set()  # never reached: stop holding, the test fails on `most`
+            return honest_answer(body, number)
+        finally:
+            with self.lock:
+                self.now[kind] -= 1
+
+
 def write_speeches_csv(path, n: int, extra: list[str] = ()) -> list[str]:
     """n distinct speeches of 150-400 characters (plus `extra` ones) as a CSV with id/topic."""
     import csv
