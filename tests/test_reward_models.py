@@ -101,17 +101,24 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(reward_dir):
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(scorer(reward_dir)), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
+    """The reward server on a loopback socket bound here (no other process can take the port between
+    choosing and binding it), ready before any test uses it, or the fixture fails saying so."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(scorer(reward_dir)), log_level="error", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
+    deadline = time.monotonic() + 120
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            srv.should_exit = True
+            pytest.fail(f"the reward server did not start on 127.0.0.1:{port} (thread alive: {thread.is_alive()})")
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+    sock.close()
 
 
 def test_remote_server_speaks_openrlhf_api_and_matches_local_scores(server, reward_dir):
