@@ -1,54 +1,127 @@
-"""Kill a generator, a reward actor and a trainer rank (SIGKILL by PID) in the middle of online
-rounds: the run restarts them, redoes only the unfinished phase, completes, and records the events.
+"""Kill a reward actor, a generator and a trainer rank (SIGKILL by PID) in the middle of online
+rounds: the run restarts them, redoes only the unfinished phase, completes, records the events, and
+ends where an uninterrupted run with the same seed ends. The generator dies in round 2, after a
+weight sync, so a restarted engine (which reloads the SFT checkpoint it started from) must be given
+the trainer's current policy to generate what the uninterrupted run generated.
 
-Slow (actor restarts of a few tens of seconds each): `make test-slow`."""
+Both runs start from the session's SFT policy and reward model (tests/conftest.py).
+Slow (actor restarts of a few tens of seconds each, two runs): `make test-slow`."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import ray
+import torch
 
 from rlhf.config import load_config
 from rlhf.pipeline import Pipeline
 from tests.conftest import compose
+from tests.test_sync_collective import engine_greedy, hf_greedy
 
 pytestmark = pytest.mark.slow
+ROUNDS = 2
 
 
-def test_dead_actors_are_recovered_and_the_rounds_complete(tmp_path):
-    run = load_config(compose([
-        f"run_dir={tmp_path}", "online.rounds=2", "tracking.wandb=false", "data.max_sft_examples=96",
-        "data.max_pairs=64", "reward_training.eval_pairs=8", "online.speeches_per_round=8",
-        "online.min_reward_gap=0.0"]))
+def online_rounds(trained_models, run_dir: Path, hook=None) -> dict:
+    """stage=online_dpo from the session's models; `hook(pipe, round, phase)` runs as each phase
+    starts. Ray is torn down before this returns."""
+    run = load_config(compose([f"run_dir={run_dir}", f"online.rounds={ROUNDS}", "tracking.wandb=false",
+                               "eval.outcome=false", *trained_models.online_overrides()]))
     pipe = Pipeline(run, {})
-    victims = {(1, "generate"): lambda: pipe.ctx.generators.where()[0]["pid"],
-               (1, "score"): lambda: pipe.ctx.scorer.group.where()[0]["pid"],
-               (2, "train"): lambda: pipe.ctx.trainers.group.where()[1]["pid"]}
-    killed = []
-
-    def hook(round_number: int, phase: str) -> None:
-        victim = victims.pop((round_number, phase), None)
-        if victim:
-            os.kill(victim(), signal.SIGKILL)
-            killed.append((round_number, phase))
-
-    pipe.phase_hook = hook
+    if hook is not None:
+        pipe.phase_hook = lambda round_number, phase: hook(pipe, round_number, phase)
     try:
         pipe.start()
-        for stage in run.stages:
-            pipe.run_stage(stage)
+        pipe.run_stage("online_dpo")
     finally:
         pipe.shutdown()
         ray.shutdown()
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    pairs = [(run_dir / "pairs" / f"round_{r:03d}.jsonl").read_text().splitlines() for r in range(1, ROUNDS + 1)]
+    return {"results": pipe.results, "records": records, "pairs": [[json.loads(p) for p in r] for r in pairs]}
 
-    assert killed == [(1, "generate"), (1, "score"), (2, "train")]
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+
+@pytest.fixture(scope="module")
+def uninterrupted(trained_models, tmp_path_factory) -> dict:
+    return online_rounds(trained_models, tmp_path_factory.mktemp("uninterrupted"))
+
+
+@pytest.fixture(scope="module")
+def interrupted(trained_models, tmp_path_factory) -> dict:
+    """The same rounds with a reward actor killed in round 1, and the generator and a trainer rank
+    in round 2. Once round 2's generation is done (with the restarted engine), the engine's greedy
+    tokens and the trainer group's (through a checkpoint and transformers) are recorded."""
+    victims = {(1, "score"): lambda pipe: pipe.ctx.scorer.group.where()[0]["pid"],
+               (2, "generate"): lambda pipe: pipe.ctx.generators.where()[0]["pid"],
+               (2, "train"): lambda pipe: pipe.ctx.trainers.group.where()[1]["pid"]}
+    out = {"killed": [], "greedy": {}}
+
+    def hook(pipe, round_number: int, phase: str) -> None:
+        if (round_number, phase) == (2, "score"):  # the restarted engine has generated round 2
+            prompts = [pipe.ctx.encoder.prompt(q.speech.text) for q in pipe.ctx.val_questions[:3]]
+            out["greedy"] = {"engine": engine_greedy(pipe, prompts),
+                             "trainer": hf_greedy(pipe.ctx.save_model("trainer_at_round_002"), prompts),
+                             "sft": hf_greedy(str(trained_models.sft), prompts)}
+        victim = victims.pop((round_number, phase), None)
+        if victim:
+            os.kill(victim(pipe), signal.SIGKILL)
+            out["killed"].append((round_number, phase))
+
+    return {**online_rounds(trained_models, tmp_path_factory.mktemp("interrupted"), hook), **out}
+
+
+def test_dead_actors_are_recovered_and_the_rounds_complete(interrupted):
+    assert interrupted["killed"] == [(1, "score"), (2, "generate"), (2, "train")]
+    records = interrupted["records"]
     assert [r["round"] for r in records] == [1, 2]
-    assert [e["phase"] for e in records[0]["recoveries"]] == ["generate", "score"]
-    assert [e["phase"] for e in records[1]["recoveries"]] == ["train"]
-    assert records[1]["logp_margin_after"] > records[1]["logp_margin_before"]
-    assert pipe.results["trainer_recoveries"] == 1
+    assert [[e["phase"] for e in r["recoveries"]] for r in records] == [["score"], ["generate", "train"]]
+    assert interrupted["results"]["trainer_recoveries"] == 1
+
+
+def test_a_generator_restarted_after_a_sync_serves_the_trainer_s_policy(interrupted):
+    greedy = interrupted["greedy"]
+    assert greedy["trainer"] != greedy["sft"], "round 1 must change the policy, or the check proves nothing"
+    assert greedy["engine"] == greedy["trainer"]
+
+
+def test_the_recovered_run_ends_where_an_uninterrupted_run_ends(interrupted, uninterrupted):
+    # The same samples, scores and pairs in every round: round 2's were generated by the restarted
+    # engine and scored after the reward actor's restart.
+    for got, want in zip(interrupted["pairs"], uninterrupted["pairs"]):
+        assert [(p["speech_id"], p["chosen"], p["rejected"]) for p in got] == \
+               [(p["speech_id"], p["chosen"], p["rejected"]) for p in want]
+        for a, b in zip(got, want):
+            assert (a["chosen_reward"], a["rejected_reward"]) == pytest.approx((b["chosen_reward"], b["rejected_reward"]),
+                                                                            abs=1e-5)
+    # Round 2 was trained by a rebuilt trainer group from round 1's saved state: the same metrics...
+    for got, want in zip(interrupted["records"], uninterrupted["records"]):
+        for key in ("reward_mean", "pairs", "dpo_loss", "logp_margin_before", "logp_margin_after",
+                    "implicit_reward_margin", "kl_to_reference"):
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-5), key
+    # ...and the same final policy: its log-probabilities of the last round's answers match.
+    final = [r[-1]["checkpoint"] for r in (interrupted["records"], uninterrupted["records"])]
+    texts = [p["chosen"] for p in uninterrupted["pairs"][-1]][:8]
+    got, want = (token_logprobs(path, texts) for path in final)
+    assert final[0] != final[1]
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+def token_logprobs(model_dir: str, texts: list[str]) -> list[torch.Tensor]:
+    """Each text's per-token log-probabilities under the checkpoint (transformers, float32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    out = []
+    with torch.no_grad():
+        for text in texts:
+            ids = torch.tensor([tokenizer(text)["input_ids"]])
+            logits = model(ids).logits[0, :-1]
+            out.append(torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None]).squeeze(1))
+    return out
