@@ -27,14 +27,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def run_job(cfg: DictConfig) -> None:
     """One Hydra job: check the config, run the stages, print the summary."""
-    from rlhf.pipeline import Pipeline
-
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     try:
-        run = load_config(cfg)
-        run.tracking.group = run.tracking.group or sweep_name()
-        pipeline = Pipeline(run, resolved)
-        pipeline.execute()
+        pipeline = execute(cfg)
     except (ConfigError, DataError) as err:
         log.error("error: %s", err)
         sys.exit(2)
@@ -42,11 +36,29 @@ def run_job(cfg: DictConfig) -> None:
         log.info(line)
 
 
+def execute(cfg: DictConfig):
+    """The job's work on a composed config (tests call it with rlhf.config.compose): check it, run
+    the stages, return the finished Pipeline. A config or data mistake raises ConfigError or
+    DataError, before any actor starts where it can be seen up front; run_job turns those into
+    exit status 2."""
+    from rlhf.pipeline import Pipeline
+
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    run = load_config(cfg)
+    run.tracking.group = run.tracking.group or sweep_name()
+    pipeline = Pipeline(run, resolved)
+    pipeline.execute()
+    return pipeline
+
+
 def sweep_name() -> str | None:
-    """In a Hydra multirun, the sweep directory's name: the W&B group of its runs."""
+    """In a Hydra multirun, the sweep directory's name: the W&B group of its runs (None in a single
+    run, and outside a Hydra job)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    if not HydraConfig.initialized():
+        return None
     hydra_cfg = HydraConfig.get()
     return Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
 

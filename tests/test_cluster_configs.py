@@ -4,9 +4,6 @@ starts, naming the field to change."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from omegaconf import OmegaConf
 
@@ -139,12 +136,17 @@ def test_bad_layouts_say_what_to_change(overrides, messages):
 
 
 def test_launch_reports_a_layout_error_without_starting_anything(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "rlhf.launch", "cluster=gpu_2x8", "model=llama3_8b", "device=gpu",
-                             "cluster.generator.engines=8", f"run_dir={tmp_path / 'run'}"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert "cluster.generator.engines (8)" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "run" / "run_summary.json").exists()
+    """What `python -m rlhf.launch` runs, in this process (the CLI's exit status 2 for a ConfigError
+    is tested once, in test_bad_input)."""
+    import ray
+
+    from rlhf.launch import execute
+
+    overrides = ["cluster=gpu_2x8", "model=llama3_8b", "device=gpu", "cluster.generator.engines=8"]
+    with pytest.raises(ConfigError) as err:
+        execute(compose([*overrides, f"run_dir={tmp_path / 'run'}"]))
+    assert "cluster.generator.engines (8)" in str(err.value)
+    assert not ray.is_initialized() and not (tmp_path / "run" / "run_summary.json").exists()
 
 
 def test_an_address_where_no_ray_listens_fails_fast_with_what_to_do():
@@ -159,6 +161,6 @@ def test_an_address_where_no_ray_listens_fails_fast_with_what_to_do():
     start = time.monotonic()
     with pytest.raises(ConfigError) as err:
         start_ray(f"127.0.0.1:{port}", None, None, False)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # Ray itself would block for minutes
     assert f"cluster.address=127.0.0.1:{port}: no Ray cluster answers" in str(err.value)
     assert "cluster.address=null" in str(err.value)
