@@ -41,11 +41,13 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(BIN)/python -m rlhf.launch $(ARGS)
 
+# --durations=20: the slowest tests of every run, to keep the suite's time in view (README, Tests).
+# pytest.ini deselects the slow tests by default; test-slow's -m slow replaces that selection.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=20 tests
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests
+	$(BIN)/python -m pytest -q --durations=20 -m slow tests
 
 # Throughput against TRL, phase breakdown, scaling (docs/benchmark.md). ARGS="--quick" for a short run.
 bench: $(STAMP) $(BENCH_STAMP)
