@@ -6,4 +6,10 @@ data -> generation -> scoring -> pairs -> training -> sync, with eval beside the
 CONTRIBUTING.md maps the packages and the ways to extend them.
 """
 
+from rlhf.telemetry import disable_usage_stats
+
 __version__ = "0.1.0"
+
+# Before any module of the package imports Ray or vLLM: every entry point (rlhf.launch, the reward
+# server, the benchmark, the node wait) and every actor imports this package first.
+disable_usage_stats()

@@ -7,6 +7,8 @@ import os
 
 import ray
 
+from rlhf.telemetry import USAGE_STATS_OFF
+
 # Keep actor output quiet unless asked; their logs stay in Ray's session directory.
 QUIET_ENV = {"VLLM_LOGGING_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
 
@@ -20,8 +22,14 @@ def start_ray(address: str | None, num_cpus: int | None, temp_dir: str | None, v
     from rlhf.paths import PACKAGE_DIR
 
     project_root = str(PACKAGE_DIR.parent)  # where actors import rlhf from
+    # Usage statistics off in every actor too: the workers of a cluster started elsewhere (ray start,
+    # slurm/ray_job.sbatch) have that cluster's environment, not this driver's.
     runtime_env = {
-        "env_vars": {**QUIET_ENV, "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        "env_vars": {
+            **QUIET_ENV,
+            **USAGE_STATS_OFF,
+            "PYTHONPATH": project_root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
     }
     # The dashboard stays off; if a user turns it on in their own cluster, it binds to loopback.
     kwargs = dict(
