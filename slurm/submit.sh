@@ -19,10 +19,14 @@ PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 # Prints NODES=.. GPUS_PER_NODE=.. CPUS_PER_NODE=.. for a valid configuration, exits 2 otherwise.
 # The job joins its own cluster, so the check uses a placeholder address.
 layout=$("$PYTHON" -m rlhf.layout "cluster=$CLUSTER" "model=$MODEL" "device=$DEVICE" cluster.address=auto "$@")
-eval "$layout"
+NODES=$(sed -n 's/^NODES=//p' <<<"$layout")
+GPUS_PER_NODE=$(sed -n 's/^GPUS_PER_NODE=//p' <<<"$layout")
+CPUS_PER_NODE=$(sed -n 's/^CPUS_PER_NODE=//p' <<<"$layout")
 
-args=(--nodes="$NODES" --ntasks-per-node=1)
-if ((GPUS_PER_NODE > 0)); then args+=(--gpus-per-node="$GPUS_PER_NODE"); fi
+# GPUs are always given, 0 included: ray_job.sbatch's own #SBATCH default (8 per node) would
+# otherwise stay in force for a CPU layout. CPUs only when the layout states them (else the
+# script's default).
+args=(--nodes="$NODES" --ntasks-per-node=1 --gpus-per-node="$GPUS_PER_NODE")
 if ((CPUS_PER_NODE > 0)); then args+=(--cpus-per-task="$CPUS_PER_NODE"); fi
 read -r -a extra <<<"${SBATCH_ARGS:-}"
 echo "sbatch ${args[*]} ${extra[*]} slurm/ray_job.sbatch $*"
