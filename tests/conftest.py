@@ -5,6 +5,7 @@ once per session for the tests that start from them."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,16 @@ class TrainedModels:
     def online_overrides(self) -> list[str]:
         """stage=online_dpo from these models: the online rounds without training them again."""
         return ["stage=online_dpo", f"model.path={self.sft}", f"reward.path={self.reward_model}", *SMALL]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_ray_after_module():
+    """Ray started by a module's tests ends with the module: a later test that checks a stage starts
+    no actor (or starts its own cluster) must not find this one still connected."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,7 @@ def test_vllm_greedy_tokens_equal_transformers(smollm2_dir):
         samples = ray.get(group.actors[0].generate.remote(prompts, n=1, temperature=0.0, top_p=1.0, max_tokens=24))
     finally:
         group.shutdown()
+        ray.shutdown()
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     for prompt, (sample,) in zip(prompts, samples):
         hf = model.generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False,

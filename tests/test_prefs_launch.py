@@ -57,9 +57,13 @@ def test_build_prefs_with_local_actors_end_to_end(tmp_path):
     summary = json.loads((run_dir / "run_summary.json").read_text())
     assert summary["stages_completed"] == ["build_prefs"] and summary["build_prefs"]["counts"] == counts
 
-    # a new run reusing this store (prefs.out_dir) with the same model: every record is reused, no call made
+    # the judge check re-judges some scored responses on purpose (provenance only, never stored)
+    assert (provenance["judge_check"] is None) == (counts["scored"] == 0)
+
+    # a new run reusing this store (prefs.out_dir) with the same model: every record is reused, no call
+    # made (the judge check, which would call the judge again, is off for this run)
     again = run_launch([f"run_dir={tmp_path / 'run2'}", f"prefs.out_dir={out}", f"model.path={run_dir}/checkpoints/base",
-                        "prefs.speeches.limit=8"])
+                        "prefs.speeches.limit=8", "prefs.judge_check=0"])
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = json.loads((out / "provenance.json").read_text())
     assert rerun["counts"]["responses_new"] == rerun["counts"]["judgements_new"] == 0
@@ -69,10 +73,21 @@ def test_build_prefs_with_local_actors_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_bad_speech_file_stops_the_stage_naming_file_and_line(tmp_path):
+    """Through the launch module in this process (the CLI's exit status 2 for a DataError is
+    tested once, in test_bad_input); the stage reads the file after Ray has started."""
+    import ray
+
+    from rlhf.data.errors import DataError
+    from rlhf.launch import execute
+    from tests.conftest import compose
+
     bad = tmp_path / "speeches.csv"
     bad.write_text('questionID,questionTitle,questionText,topic\n1,t,"' + "x" * 150 + '",a\n2,t,"broken,a,extra\n',
                    encoding="utf-8")
-    proc = run_launch([f"run_dir={tmp_path / 'run'}", f"prefs.speeches.path={bad}"])
-    assert proc.returncode == 2
-    assert f"error: {bad}:3: broken" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    try:
+        with pytest.raises(DataError) as err:
+            execute(compose(["stage=build_prefs", "tracking.wandb=false", f"run_dir={tmp_path / 'run'}",
+                             f"prefs.speeches.path={bad}"]))
+    finally:
+        ray.shutdown()
+    assert str(err.value).startswith(f"{bad}:3: broken")

@@ -152,9 +152,12 @@ class JobScript:
         write_srun(tmp_path / "bin")
         srun = (tmp_path / "bin" / "srun").read_text()
         # a ghost host's step is a process that never joins: it runs until the job's teardown stops it
-        ghost = ('for a in "$@"; do [[ $a == ghost* ]] && exec "$PYTHON" -c "import time; time.sleep(3600)" '
-                 '"ghost node of $RAY_TMP"; done\n')
-        (tmp_path / "bin" / "srun").write_text(srun.replace("out=\n", ghost + "out=\n", 1))
+        # (its --output file is written, as srun creates it when the step starts)
+        ghost = 'ghost=; for a in "$@"; do [[ $a == ghost* ]] && ghost=1; done\n'
+        sleep = ('[[ -n $ghost ]] && exec "$PYTHON" -c "import time; time.sleep(3600)" "ghost node of $RAY_TMP" '
+                 '>"${out:-/dev/null}" 2>&1\n')
+        srun = srun.replace("out=\n", ghost + "out=\n", 1).replace("if [[ -n $out ]]", sleep + "if [[ -n $out ]]", 1)
+        (tmp_path / "bin" / "srun").write_text(srun)
         self.log_dir, self.run_dir = tmp_path / "logs", tmp_path / "run"
         ports = " ".join(f"--{name}={free_port()}" for name in (
             "dashboard-port", "ray-client-server-port", "dashboard-agent-listen-port", "metrics-export-port"))

@@ -98,9 +98,11 @@ def test_offloading_states_between_steps_trains_exactly_as_keeping_them(setup):
         group.offload = False
     assert losses == plain_losses
     assert same_weights(weights, plain_weights)
-    # per rank: the AdamW moments (8 B) and fp32 master weights (4 B) of its half of the parameters
+    # per rank, its half of the parameters: before the first step only the fp32 master weights
+    # (4 B) exist, since torch's AdamW creates its moments (8 B) lazily, at the first step
     params = sum(t.numel() for t in plain_weights.values())
-    assert all(m >= 12 * params / 2 for m in moved), (moved, params)
+    assert moved[0] >= 4 * params / 2, (moved, params)
+    assert all(m >= 12 * params / 2 for m in moved[1:]), (moved, params)
     assert len(failures) == STEPS and all("reload_states" in f for f in failures)
 
 
