@@ -54,11 +54,9 @@ class RewardModel(LlamaPreTrainedModel):
         return model
 
 
-@pytest.fixture(scope="module")
-def openrlhf_dir(tiny_model_dir, tmp_path_factory):
+def write_openrlhf_checkpoint(tiny_model_dir, out):
     """The tiny backbone with a value head, saved as OpenRLHF saves a reward model trained with
     --normalize_reward: bf16, config.json with normalize_reward/mean/std, safetensors in shards."""
-    out = tmp_path_factory.mktemp("openrlhf-rm")
     config = LlamaConfig.from_pretrained(tiny_model_dir)
     config.normalize_reward, config.mean, config.std = True, MEAN, STD
     torch.manual_seed(0)
@@ -68,6 +66,11 @@ def openrlhf_dir(tiny_model_dir, tmp_path_factory):
     model.to(torch.bfloat16).save_pretrained(out, max_shard_size="600KB", safe_serialization=True)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def openrlhf_dir(tiny_model_dir, tmp_path_factory):
+    return write_openrlhf_checkpoint(tiny_model_dir, tmp_path_factory.mktemp("openrlhf-rm"))
 
 
 def reference_rewards(model_dir, texts: list[str]) -> list[float]:

@@ -90,7 +90,8 @@ def prepare(ctx: RunContext) -> OnlineDPO:
     ctx.trainers.load(
         online.loss, ctx.online_init, online, reference_dir=ctx.online_init, total_steps=online_steps(online)
     )
-    ctx.trainers.offload_states()  # device.zero.offload_states: host memory until the first round trains
+    moved = ctx.trainers.offload_states()  # device.zero.offload_states: host memory until the first round trains
+    ctx.results["trainer_offload"] = {"states": ctx.trainers.offload, "bytes_per_rank": moved}
     start = time.perf_counter()
     ctx.generators = start_generators(ctx, ctx.policy_dir)
     ctx.scorer = source_of(run).start(ctx)
