@@ -151,21 +151,10 @@ class Generator:
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
         return loaded
 
-    def init_weight_sync_group(
-        self,
-        master_address: str,
-        master_port: int,
-        rank_offset: int,
-        world_size: int,
-        device_type: str,
-        timeout_s: float,
-    ) -> list[int]:
+    def init_weight_sync_group(self, **group) -> list[int]:
         """Every worker of this engine joins a new broadcast group (leaving the old one); returns
-        their ranks in it."""
-        return self.llm.collective_rpc(
-            "init_weight_sync_group",
-            args=(master_address, master_port, rank_offset, world_size, device_type, timeout_s),
-        )
+        their ranks in it. Arguments: those of WeightSyncExtension.init_weight_sync_group."""
+        return self.llm.collective_rpc("init_weight_sync_group", kwargs=group)
 
     def receive_bucket(self, names: list[str], dtypes: list[str], shapes: list[list[int]]) -> int:
         self._wake("weights")  # colocated: weights back on the GPU before they are overwritten

@@ -80,7 +80,12 @@ def connect(trainers, generators) -> None:
     refs = [a.init_weight_sync_group.remote(address, port, world, plan.timeout_s) for a in trainers.actors]
     refs += [
         g.init_weight_sync_group.remote(
-            address, port, 1 + i * plan.tensor_parallel, world, plan.device_type, plan.timeout_s
+            master_address=address,
+            master_port=port,
+            rank_offset=1 + i * plan.tensor_parallel,
+            world_size=world,
+            device_type=plan.device_type,
+            timeout_s=plan.timeout_s,
         )
         for i, g in enumerate(generators.actors)
     ]
