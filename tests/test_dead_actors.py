@@ -30,8 +30,9 @@ ROUNDS = 2
 def online_rounds(trained_models, run_dir: Path, hook=None) -> dict:
     """stage=online_dpo from the session's models; `hook(pipe, round, phase)` runs as each phase
     starts. Ray is torn down before this returns."""
+    # no evaluations beside the rounds: what is compared is the rounds' own work
     run = load_config(compose([f"run_dir={run_dir}", f"online.rounds={ROUNDS}", "tracking.wandb=false",
-                               "eval.outcome=false", *trained_models.online_overrides()]))
+                               "eval.outcome=false", "eval.every_rounds=0", *trained_models.online_overrides()]))
     pipe = Pipeline(run, {})
     if hook is not None:
         pipe.phase_hook = lambda round_number, phase: hook(pipe, round_number, phase)

@@ -24,9 +24,12 @@ ARGS = ["data.max_sft_examples=480", "data.max_pairs=96", "reward_training.eval_
         "online.rounds=3", "save_every_steps=5", "tracking.wandb=false"]
 
 
-def launch(run_dir: Path) -> subprocess.Popen:
+def launch(run_dir: Path | None, args: list[str] = ARGS, entry: list[str] | None = None) -> subprocess.Popen:
+    """The launcher (or `entry`) in a session of its own, so that its Ray processes can be cleaned
+    up with it."""
     env = dict(os.environ, TMPDIR=tempfile.mkdtemp(prefix="rl", dir="/tmp"))
-    return subprocess.Popen([sys.executable, "-m", "rlhf.launch", f"run_dir={run_dir}", *ARGS], cwd=REPO_ROOT,
+    run = [f"run_dir={run_dir}"] if run_dir else []
+    return subprocess.Popen([sys.executable, *(entry or ["-m", "rlhf.launch"]), *run, *args], cwd=REPO_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -37,21 +40,27 @@ def finish(proc: subprocess.Popen) -> str:
     return out
 
 
-def kill_when(proc: subprocess.Popen, condition, timeout: float = 900) -> None:
-    """SIGKILL the launcher (only it, as a crash would) once `condition()` holds; then clean up
-    the Ray processes it leaves behind."""
-    deadline = time.time() + timeout
-    while not condition():
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.time() < deadline, "condition never held"
-        time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(2)
+def reap(proc: subprocess.Popen) -> str:
+    """Once the launcher has died: the Ray processes it left behind killed (before reading its
+    output, whose pipe they may hold open), then its output."""
+    proc.wait(timeout=900)
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # orphaned Ray daemons of that session
     except ProcessLookupError:
         pass
+    return proc.communicate(timeout=120)[0]
+
+
+def kill_when(proc: subprocess.Popen, condition, timeout: float = 900) -> str:
+    """SIGKILL the launcher (only it, as a crash would) as soon as `condition()` holds; then clean
+    up the Ray processes it leaves behind. Returns its output."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    return reap(proc)
 
 
 def state(run_dir: Path) -> dict:
