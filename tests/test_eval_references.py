@@ -24,6 +24,7 @@ from rlhf.eval.generate import Responses
 from rlhf.prefs.judge import PRINCIPLES
 from tests.conftest import compose
 from tests.test_prefs_support import FakeOpenAI, completion
+from tests.test_safety_eval import RecordingRun  # what reaches W&B
 
 SPEECHES = [
     "I keep replaying an argument with my sister and cannot sleep.",
@@ -86,23 +87,6 @@ def scripted(body: dict, number: int):
     variant = "length_constrained" if user.endswith(INSTRUCTION) else "unconstrained"
     speech = user.removesuffix(f"\n\n{INSTRUCTION}")
     return 200, completion(answer("reference", variant, SPEECHES.index(speech))), {}
-
-
-class RecordingRun:
-    """What reaches W&B (a stand-in for a wandb run): every logged payload and the summary."""
-
-    offline, url = True, None
-
-    def __init__(self, root: Path):
-        self.dir = str(root / "wandb" / "files")
-        self.logged: list[dict] = []
-        self.summary: dict = {}
-
-    def define_metric(self, *args, **kwargs):
-        pass
-
-    def log(self, values: dict):
-        self.logged.append(values)
 
 
 def evaluate(tmp_path: Path, monkeypatch, overrides: list[str]) -> tuple[dict, RecordingRun]:

@@ -40,20 +40,26 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _per_round(xs: list, rows: list[dict], key: str, label: str, mean: str | None = None):
+    """A new figure of `mean` (default `key`) per round with the `key`_lo/_hi interval as error bars."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    _errorbar(
+        ax,
+        xs,
+        [r[mean or key] for r in rows],
+        [r[f"{key}_lo"] for r in rows],
+        [r[f"{key}_hi"] for r in rows],
+        label=label,
+    )
+    return fig, ax
+
+
 def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict | None, out: Path) -> dict:
     """Figures of the online rounds: dev win rate, dev reward and response length per round."""
     figures = {}
     if dev_rounds:
         xs = [r["round"] for r in dev_rounds]
-        fig, ax = plt.subplots(figsize=(6.4, 4))
-        _errorbar(
-            ax,
-            xs,
-            [r["dev_win_rate"] for r in dev_rounds],
-            [r["dev_win_rate_lo"] for r in dev_rounds],
-            [r["dev_win_rate_hi"] for r in dev_rounds],
-            label="policy vs starting policy",
-        )
+        fig, ax = _per_round(xs, dev_rounds, "dev_win_rate", "policy vs starting policy")
         ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50%)")
         ax.set(
             xlabel="online round",
@@ -65,15 +71,7 @@ def plot_dev_rounds(dev_rounds: list[dict], rounds: list[dict], reference: dict 
         ax.legend(loc="lower right", fontsize=8)
         figures["winrate_per_round"] = _save(fig, out / "winrate_per_round.png")
 
-        fig, ax = plt.subplots(figsize=(6.4, 4))
-        _errorbar(
-            ax,
-            xs,
-            [r["dev_reward_mean"] for r in dev_rounds],
-            [r["dev_reward_lo"] for r in dev_rounds],
-            [r["dev_reward_hi"] for r in dev_rounds],
-            label="dev answers (greedy)",
-        )
+        fig, ax = _per_round(xs, dev_rounds, "dev_reward", "dev answers (greedy)", mean="dev_reward_mean")
         if reference and reference.get("reward", {}).get("n"):
             ref = reference["reward"]
             ax.axhspan(ref["lo"], ref["hi"], color="grey", alpha=0.2)
