@@ -11,6 +11,7 @@ Used by tests/test_stage_resume.py; everything else is the real launcher."""
 from __future__ import annotations
 
 import os
+import runpy
 import signal
 import sys
 import time
@@ -59,6 +60,5 @@ def arm(when: str, stage: str, steps: int) -> None:
 if __name__ == "__main__":
     arm(sys.argv[1], sys.argv[2], int(sys.argv[3]))
     sys.argv = [sys.argv[0], *sys.argv[4:]]
-    from rlhf.launch import main
-
-    main()
+    # as `python -m rlhf.launch` runs it: Hydra finds conf/ beside the file of a __main__ module
+    runpy.run_module("rlhf.launch", run_name="__main__", alter_sys=True)
