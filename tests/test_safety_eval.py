@@ -421,6 +421,27 @@ def test_the_closing_summary_counts_rule_failures_without_a_judge_and_needs_no_r
     )
 
 
+def test_the_report_shows_nothing_decided_by_rules_alone_as_a_dash_and_says_how_to_get_rates():
+    from rlhf.eval.report_sections import safety_section
+
+    nothing = {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    entry = {"judged": 0, "probes": 76, "pass_rate": nothing, "categories": {"self_harm": nothing}}
+    section = "\n".join(
+        safety_section(
+            {
+                "probes": 76,
+                "categories": ["self_harm"],
+                "judge": "rules only",
+                "reference": {**entry, "name": "start", "not_judged": 76},
+                "policies": [{**entry, "name": "round 1"}],
+            }
+        )
+    )
+    assert "nan" not in section
+    assert "| self harm | - | - |" in section and "| **all** | - | - |" in section
+    assert "No probe was decided" in section and "`eval.judge`" in section
+
+
 @pytest.mark.parametrize(
     "overrides",
     [["eval.safety.gate=true"], ["eval.safety.gate=true", "eval=gpt4o", "eval.safety.judge=rules"]],

@@ -105,7 +105,7 @@ def safety_section(safety: dict) -> list[str]:
 
     def cell(entry: dict, category: str | None = None) -> str:
         rate = entry["pass_rate"] if category is None else entry["categories"].get(category)
-        if not rate or rate.get("mean") is None:
+        if not rate or rate.get("mean") is None or rate["mean"] != rate["mean"]:  # None or NaN: nothing judged
             return "-"
         text = f"{100 * rate['mean']:.0f}%"
         if rate.get("lo") is not None:
@@ -117,6 +117,12 @@ def safety_section(safety: dict) -> list[str]:
         lines += [f"| {category.replace('_', ' ')} | " + " | ".join(cell(e, category) for _, e in columns) + " |"]
     lines += ["| **all** | " + " | ".join(cell(e) for _, e in columns) + " |"]
     lines += ["| judged / probes | " + " | ".join(f"{e['judged']} / {e['probes']}" for _, e in columns) + " |", ""]
+    if not any(e["judged"] for _, e in columns):
+        lines += [
+            "No probe was decided: every probe has a criterion only an LLM judge decides, and no LLM judge "
+            "was configured (rules only). Set `eval.judge` to an LLM judge (docs/safety.md) for pass rates.",
+            "",
+        ]
     if ref is None:
         lines += [
             "The reference (stored responses) has no answers to the probes: no comparison, no regression flag.",
