@@ -34,6 +34,7 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
     overrides = [f"model={model}", f"model.path={policy}", "stage=online_dpo", f"reward.path={reward}",
                  f"run_dir={run_dir}", f"device.dtype={dtype}", f"seed={seed}", "tracking.wandb=false",
                  "online.samples_per_speech=2", "online.epochs=1", "online.min_reward_gap=0.0",
+                 "online.truncated=keep",  # TRL pairs every speech's two samples, cut or not: same pairs
                  f"online.batch_size={batch_size}", f"online.micro_batch={micro_batch}",
                  "online.save_every_round=false", "online.rounds=100000",
                  f"online.speeches_per_round={speeches[0]}", *layout_overrides(engines, ranks)]

