@@ -29,6 +29,12 @@ LEVERS = {  # name -> overrides on top of the model preset
     "ZeRO-3 overlap_comm": ["device.zero.overlap_comm=true"],
     "micro-batch 2": ["online.micro_batch=2"],
     "gradient checkpointing, micro-batch 8": ["model.gradient_checkpointing=true", "online.micro_batch=8"],
+    # the settings this code replaced, as levers: their cost is the before/after
+    "before: metric passes over every pair": ["online.metric_pairs=32"],
+    "before: float32": ["device.dtype=float32"],
+    "1 rank x 2 threads, persistence threshold 1e5": ["cluster.trainer.ranks=1", "cluster.trainer.threads=2",
+                                                      "cluster.trainer.cpus_per_rank=1",
+                                                      "device.zero.param_persistence_threshold=100000"],
 }
 
 

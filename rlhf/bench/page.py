@@ -98,8 +98,9 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
                          f"{r['weight_sync_share']:.1%} |")
     L += ["", "Ours: phases as `metrics.jsonl` records them; *other* is pair selection and tokenising between "
           "phases. Our *train* is one reference forward over the round's pairs (its log-probabilities are kept "
-          "for every step) and the DPO steps; the round's metrics come from those passes and from the sampling "
-          "log-probabilities vLLM returns, so no extra evaluation pass runs. TRL: *generate* and *score* are its generation and reward calls, "
+          "for every step), the DPO steps, and a no-grad forward over a few of the pairs before and after the steps "
+          "(`online.metric_pairs`, 8 by default) for the round's margins and implicit accuracy; the KL estimate "
+          "comes from the sampling log-probabilities vLLM returns. TRL: *generate* and *score* are its generation and reward calls, "
           "*train* the rest of each step; it has no weight sync (one process holds the only copy of the policy).", ""]
     if a["speech_scaling"]:
         first = a["speech_scaling"][0]
