@@ -107,6 +107,35 @@ def test_page_and_plot_from_json(tmp_path):
     assert (tmp_path / "t.png").stat().st_size > 1000
 
 
+def test_measured_levers_go_on_the_page_and_name_the_next_lever_for_their_model(tmp_path):
+    results = synthetic()
+    results["runs"][1]["rounds"][1]["round_seconds"] = results["runs"][1]["rounds"][2]["round_seconds"] = 15.0
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(results))
+    lever = lambda name, seconds, overrides=(): {  # noqa: E731
+        "lever": name, "code": "this code", "pairs": 32, "base": ["model=tiny"], "overrides": list(overrides),
+        "seconds": seconds, "tokens_per_s": 1000 / seconds}
+    (tmp_path / "levers.json").write_text(json.dumps({"model": "tiny", "runs": [
+        lever("baseline (2 ranks x 1 thread)", 10.0), lever("before: float32", 20.0, ["device.dtype=float32"]),
+        lever("1 rank x 2 threads", 8.0, ["cluster.trainer.ranks=1"]), lever("micro-batch 2", 12.5)]}))
+    doc = tmp_path / "benchmark.md"
+    assert report.main([str(path), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "| this code | 1 rank x 2 threads | 8.0 | 125 | 1.25x |" in text
+    assert "| this code | before: float32 | 20.0 | 50 | 0.50x |" in text
+    # a lever that puts an old setting back is never the next lever, however it compares
+    assert "Next lever: *1 rank x 2 threads* (lever table, 1.25x on the train phase)" in text
+    # the round (11 s, train 4.5 s) loses 4.5 * (1 - 1/1.25) = 0.9 s; TRL's round is 15 s
+    assert "about 10.1 s, 1.49x TRL's rounds per hour" in text
+    results["models"] = {"other": results["models"]["tiny"]}  # levers of another model say nothing here
+    for run in results["runs"]:
+        run["model"] = "other"
+    results["hf_generate"][0]["model"] = "other"
+    path.write_text(json.dumps(results))
+    assert report.main([str(path), "--doc", str(doc)]) == 0
+    assert "Next lever" not in doc.read_text()
+
+
 @pytest.mark.parametrize("engines, ranks", [(1, 1), (1, 2), (2, 1), (2, 2)])
 def test_layout_overrides_fit_two_cores(engines, ranks):
     from rlhf.bench.common import compose_run
