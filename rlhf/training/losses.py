@@ -73,7 +73,9 @@ def preference_losses() -> tuple[str, ...]:
 # -- log-probabilities ------------------------------------------------------------------------------
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(target) at each position: logits [B, T, V] score targets [B, T]. The log-softmax runs
-    in float32 (bf16 would round a log-probability like -5.12 to two digits)."""
+    in float32 (bf16 would round a log-probability like -5.12 to two digits). Not chunked and not
+    gather-minus-logsumexp: on a CPU both ran 1.5-2x slower, forward and backward, than this over
+    [8, 160, 49152] logits; they save memory, which the response-only logits already keep small."""
     return torch.gather(logits.float().log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
 
 
