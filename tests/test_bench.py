@@ -174,3 +174,55 @@ def test_merged_sweep_adds_speech_counts():
     a = report.analyse(report.merge([first, sweep]))
     assert [s["speeches"] for s in a["speech_scaling"]] == [32, 64, 128]
     assert len(a["layout_scaling"]) == 2 and len(a["comparisons"]) == 1
+
+
+def test_operators_fall_in_categories():
+    from rlhf.bench.profile import category
+
+    assert category("aten::mm") == category("aten::addmm") == "matmul"
+    assert category("aten::_log_softmax_backward_data") == "log-softmax"
+    assert category("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention"
+    assert category("aten::_foreach_addcdiv_") == "optimizer"
+    assert category("aten::_to_copy") == "copies and casts"
+    assert category("aten::silu") == "elementwise and other operators"
+    assert category("PreBackwardFunctionForModuleBackward") == "other recorded"
+
+
+def _profile_side(seconds, fraction, **categories):
+    return {"seconds": seconds, "profiled_seconds": seconds * 1.2, "threads": 2, "categories": categories,
+            "top_operators": [], "fraction_of_bf16_peak": fraction}
+
+
+def test_profile_goes_on_the_page_and_into_the_reasons(tmp_path):
+    from rlhf.bench.page import profile_lines, profile_summary
+
+    prof = {"model": "smollm2", "dtype": "bfloat16", "pairs": 32, "micro_batch": 4, "batch_size": 8,
+            "metric_pairs": 8, "peak": {"bfloat16": {"flops_per_s": 2e12}},
+            "sides": {"eager": _profile_side(30.0, 0.2, matmul=20.0, **{"outside operators": 4.0}),
+                      "zero3": _profile_side(60.0, 0.1, matmul=30.0, optimizer=6.0, **{"outside operators": 24.0})}}
+    text = "\n".join(profile_lines(prof, tmp_path / "profile.json"))
+    assert "| matmul | 20.00 | 83% | 30.00 | 50% |" in text
+    assert "| optimizer | 0.00 | 0% | 6.00 | 10% |" in text
+    assert "**20.0%**" in text and "**10.0%**" in text
+    summary = profile_summary(prof)
+    assert "50% of the trainer rank's time in matrix multiplies" in summary and "10% in the optimizer" in summary
+    assert "40% outside any operator" in summary and "reaches 20.0% of the bf16 peak" in summary
+    assert profile_lines(None, tmp_path / "profile.json") == [] and profile_summary(None) == ""
+
+
+@pytest.mark.slow
+def test_profile_runs_on_the_real_trainer_rank(tmp_path):
+    """The profiler tool on the tiny model: a real ZeRO-3 rank and plain PyTorch, in its own process
+    (DeepSpeed replaces torch's linear function in the process that loads it)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "profile.json"
+    subprocess.run([sys.executable, "-m", "rlhf.bench.profile", "--model", "tiny", "--pairs", "8", "--out", str(out)],
+                   check=True, timeout=900)
+    data = json.loads(out.read_text())
+    for side in ("eager", "zero3"):
+        got = data["sides"][side]
+        assert got["seconds"] > 0 and got["categories"]["matmul"] > 0
+        assert 0 < got["fraction_of_bf16_peak"] < 1
+    assert data["trained_tokens"] > 0 and data["params"] > 1_000_000

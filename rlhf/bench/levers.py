@@ -38,13 +38,13 @@ LEVERS = {  # name -> overrides on top of the model preset
 }
 
 
-def pairs_like_a_round(count: int, max_prompt: int, max_response: int, seed: int = 0):
+def pairs_like_a_round(count: int, max_prompt: int, max_response: int, seed: int = 0, vocab: int = 30000):
     """Token-id pairs shaped like a round's: prompts of 60-100% of the prompt budget, responses of
-    40-100% of the response budget (random ids: the arithmetic does not depend on them)."""
+    40-100% of the response budget (random ids below `vocab`: the arithmetic does not depend on them)."""
     from rlhf.training.batching import EncodedPair
 
     rng = random.Random(seed)
-    ids = lambda n: [rng.randrange(100, 30000) for _ in range(n)]  # noqa: E731
+    ids = lambda n: [rng.randrange(100, vocab) for _ in range(n)]  # noqa: E731
     return [EncodedPair(ids(rng.randint(int(0.6 * max_prompt), max_prompt)),
                         ids(rng.randint(int(0.4 * max_response), max_response)),
                         ids(rng.randint(int(0.4 * max_response), max_response))) for _ in range(count)]
