@@ -216,7 +216,8 @@ def _profile(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-PROFILE_SIDES = (("eager", "plain PyTorch, one unsharded copy"), ("zero3", "this code's trainer rank, ZeRO-3, 1 rank"))
+PROFILE_SIDES = (("eager", "plain PyTorch, one unsharded copy"), ("compiled", "the same through torch.compile"),
+                 ("zero3", "this code's trainer rank, ZeRO-3, 1 rank"))
 
 
 def profile_lines(prof: dict | None, path: Path) -> list[str]:

@@ -2,11 +2,12 @@
 (docs/benchmark.md, "Where the train phase's time goes").
 
 The work is the levers' (rlhf.bench.levers): `--pairs` DPO pairs shaped like a round's, one pass
-(reference log-probabilities, the optimizer steps, the metric passes before and after). It runs twice
-in this process, each time once to warm up, once timed and once under torch's profiler:
+(reference log-probabilities, the optimizer steps, the metric passes before and after). It runs on
+each side in this process once to warm up, once timed and once under torch's profiler:
 
 - **eager**: the model in plain PyTorch, an unsharded copy with AdamW on its own weights, the same
   losses and micro-batches: the most this code could get from removing ZeRO-3's overhead;
+- **compiled** (with `--sides`): the eager side through torch.compile, what generated kernels buy;
 - **ZeRO-3**: a real TrainerRank, DeepSpeed ZeRO-3 at world size 1 (the *1 rank x 2 threads*
   layout: no traffic between ranks, but every gather/release hook and the fp32 master weights).
 
@@ -43,6 +44,8 @@ CATEGORIES = (
                           "aten::fill_", "aten::zero_", "aten::zeros", "aten::empty", "aten::narrow", "aten::slice",
                           "aten::view", "aten::as_strided", "aten::set_", "aten::resize_")),
     ("collectives", ("gloo", "c10d::", "nccl", "record_param_comms")),
+    # torch.compile's generated kernels run inside these regions and do not report themselves
+    ("generated kernels", ("CompiledFunction", "Torch-Compiled Region", "## Call CompiledFxGraph", "cpp_fused")),
 )
 
 
@@ -131,8 +134,9 @@ def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) ->
         torch.set_num_threads(2)
 
 
-def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) -> dict:
-    """The same pass in plain PyTorch: one unsharded policy, a frozen reference, AdamW."""
+def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, compiled: bool = False) -> dict:
+    """The same pass in plain PyTorch: one unsharded policy, a frozen reference, AdamW; `compiled`:
+    both models through torch.compile (inductor's generated kernels; the warm-up pass compiles)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -147,6 +151,8 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) ->
     reference_model = AutoModelForCausalLM.from_pretrained(policy, dtype=dtype, use_safetensors=True).eval()
     model.config.use_cache = reference_model.config.use_cache = False
     opt = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay, foreach=True)
+    if compiled:  # dynamic: every micro-batch has its own padded width
+        model, reference_model = (torch.compile(m, dynamic=True) for m in (model, reference_model))
     settings, micro = asdict(optim), optim.micro_batch
     dpo = losses.LOSSES["dpo"]
 
@@ -197,8 +203,13 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="smollm2", help="model preset; its converted or built checkpoint is used")
     p.add_argument("--pairs", type=int, default=32, help="pairs in the round (default 32, as the levers)")
+    p.add_argument("--sides", default="eager,zero3",
+                   help="comma list of eager, compiled (plain PyTorch through torch.compile), zero3")
     p.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "profile.json"))
     args = p.parse_args(argv)
+    unknown = set(args.sides.split(",")) - {"eager", "compiled", "zero3"}
+    if unknown:
+        p.error(f"unknown --sides {sorted(unknown)}; expected eager, compiled, zero3")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -215,8 +226,10 @@ def main(argv=None) -> int:
     result = {"model": args.model, "dtype": run.device.dtype, "pairs": args.pairs, "trained_tokens": tokens,
               "params": params, "metric_pairs": metric_pairs, "micro_batch": run.online.micro_batch,
               "batch_size": run.online.batch_size, "base": base, "sides": {}}
-    # eager first: DeepSpeed's ZeRO-3 replaces torch's linear function in the process when it loads
-    for name, side in (("eager", eager_side), ("zero3", zero3_side)):
+    sides = {"eager": eager_side, "compiled": lambda *a: eager_side(*a, compiled=True), "zero3": zero3_side}
+    # ZeRO-3 last: DeepSpeed replaces torch's linear function in the process when it loads
+    for name in sorted(args.sides.split(","), key=lambda n: n == "zero3"):
+        side = sides[name]
         log.info("profiling the train phase: %s", name)
         out = side(run, policy, pairs, 0, metric_pairs)
         out["load_avg_1m"] = os.getloadavg()[0]
