@@ -226,3 +226,13 @@ def test_profile_runs_on_the_real_trainer_rank(tmp_path):
         assert got["seconds"] > 0 and got["categories"]["matmul"] > 0
         assert 0 < got["fraction_of_bf16_peak"] < 1
     assert data["trained_tokens"] > 0 and data["params"] > 1_000_000
+
+
+def test_levers_of_two_machines_never_share_a_file(tmp_path):
+    from rlhf.bench.levers import main
+
+    out = tmp_path / "levers.json"
+    out.write_text(json.dumps({"model": "smollm2", "machine": {"cpu_model": "another CPU", "cpus": 64}, "runs": []}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(out), "--levers", "micro-batch 2"])
+    assert exit_info.value.code == 2

@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -14,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlhf.bench.common import REPO_ROOT, compose_run
+from rlhf.bench.common import REPO_ROOT, compose_run, machine
 
 # tiny: the default config's fp32; small and smollm2: bf16, the fast path on this CPU
 DEFAULT_DTYPE = {"tiny": "float32", "small": "bfloat16", "smollm2": "bfloat16"}
@@ -54,17 +53,6 @@ def parse_args(argv=None):
     args.trl_settings = [x for x in args.trl_settings.split(",") if x]
     args.k_extra = tuple(int(x) for x in args.k_extra.split(",") if x)
     return args
-
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gib": round(mem, 1), "gpus": 0,
-            "platform": platform.platform(), "python": platform.python_version()}
 
 
 def versions() -> dict:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from rlhf.bench.common import REPO_ROOT, compose_run
+from rlhf.bench.common import REPO_ROOT, compose_run, machine
 
 LEVERS = {  # name -> overrides on top of the model preset
     "baseline (2 ranks x 1 thread)": [],
@@ -118,6 +118,9 @@ def main(argv=None) -> int:
     chosen = [name.strip() for name in args.levers.split(",")] if args.levers else list(LEVERS)
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"model": args.model, "runs": []}
+    if results.get("machine", machine()) != machine():
+        p.error(f"{out_path} holds runs of another machine ({results['machine']['cpu_model']}); use another --out")
+    results["machine"] = machine()
     base = args.base.split() if args.base else preset(args.model)
     for name in chosen:
         row = {"lever": name, "code": args.label, "pairs": args.pairs, "base": base,

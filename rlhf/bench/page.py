@@ -182,7 +182,7 @@ def _levers(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     data = json.loads(path.read_text())
-    return [{"model": data.get("model"), **r} for r in data.get("runs", [])]
+    return [{"model": data.get("model"), "machine": data.get("machine"), **r} for r in data.get("runs", [])]
 
 
 def lever_lines(runs: list[dict], path: Path) -> list[str]:
@@ -200,7 +200,9 @@ def lever_lines(runs: list[dict], path: Path) -> list[str]:
          "a setting this code replaced, so its row is the before and the baseline the after. "
          + ("*code* names the checkout that ran: the older one recomputes the reference in every step and runs "
             "before/after evaluation passes over all pairs. " if older else "")
-         + f"From `python -m rlhf.bench.levers` ([`{path.name}`](../bench/results/{path.name})).", "",
+         + f"From `python -m rlhf.bench.levers` ([`{path.name}`](../bench/results/{path.name}))"
+         + (f", on {first['machine']['cpus']} cores of {first['machine']['cpu_model'] or 'an unknown CPU'}."
+            if first.get("machine") else "."), "",
          "| code | lever | seconds | trained tok/s | speed vs the baseline | load avg |", "|---|---|---|---|---|---|"]
     for r in runs:
         ratio = base.get(r["code"], 0) / r["seconds"] if r["seconds"] else 0
@@ -237,7 +239,9 @@ def profile_lines(prof: dict | None, path: Path) -> list[str]:
          "category; *outside operators* is the rest of that pass (Python, the hooks' own code, the profiler). "
          "The % of the bf16 peak uses the unprofiled pass and the peak measured in the same run "
          f"({prof['peak']['bfloat16']['flops_per_s'] / 1e9:,.0f} GFLOP/s). "
-         f"From `python -m rlhf.bench.profile` ([`{path.name}`](../bench/results/{path.name})).", "",
+         f"From `python -m rlhf.bench.profile` ([`{path.name}`](../bench/results/{path.name}))"
+         + (f", {prof['date']}, on {prof['machine']['cpus']} cores of {prof['machine']['cpu_model'] or 'an unknown CPU'}."
+            if prof.get("machine") else "."), "",
          "| category | " + " | ".join(f"{label} s | share" for _, label, _ in sides) + " |",
          "|---|" + "---|---|" * len(sides)]
     for key in categories:

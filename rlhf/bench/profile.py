@@ -29,7 +29,7 @@ from collections import defaultdict
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from rlhf.bench.common import REPO_ROOT, compose_run
+from rlhf.bench.common import REPO_ROOT, compose_run, machine
 from rlhf.bench.levers import pairs_like_a_round, preset
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
                                vocab=min(30000, vocab))
     tokens = sum(len(p) for p in pairs)
     metric_pairs = run.online.metric_pairs
-    result = {"model": args.model, "dtype": run.device.dtype, "pairs": args.pairs, "trained_tokens": tokens,
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": args.model, "dtype": run.device.dtype, "pairs": args.pairs, "trained_tokens": tokens,
               "params": params, "metric_pairs": metric_pairs, "micro_batch": run.online.micro_batch,
               "batch_size": run.online.batch_size, "base": base, "sides": {}}
     sides = {"eager": eager_side, "compiled": lambda *a: eager_side(*a, compiled=True), "zero3": zero3_side}
