@@ -352,8 +352,9 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
                              f"would make the round about {faster:.1f} s, {t['round_seconds'] / faster:.2f}x TRL's "
                              "rounds per hour: not enough on its own.")
         if o["weight_sync_share"] >= TARGETS["weight_sync_share"]:
-            line += (" Weight sync gathers the ZeRO-3 shards bucket by bucket and broadcasts each bucket from rank 0 "
-                     "to the engines; with rounds this short that fixed cost is a visible share.")
+            line += (" Weight sync (on a CPU through Ray's object store, `sync.method=auto`) gathers the ZeRO-3 shards "
+                     "on rank 0 into one state dict that every engine reads and reloads; with rounds this short that "
+                     "fixed cost is a visible share.")
         out.append(line)
     for h in a["hf_generate"]:
         if h["ratio"] < TARGETS["generate_vs_hf"]:
