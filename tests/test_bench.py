@@ -194,7 +194,7 @@ def _profile_side(seconds, fraction, **categories):
 
 
 def test_profile_goes_on_the_page_and_into_the_reasons(tmp_path):
-    from rlhf.bench.page import profile_lines, profile_summary
+    from rlhf.bench.page import next_train_levers, profile_lines, profile_summary
 
     prof = {"model": "smollm2", "dtype": "bfloat16", "pairs": 32, "micro_batch": 4, "batch_size": 8,
             "metric_pairs": 8, "peak": {"bfloat16": {"flops_per_s": 2e12}},
@@ -205,9 +205,13 @@ def test_profile_goes_on_the_page_and_into_the_reasons(tmp_path):
     assert "| optimizer | 0.00 | 0% | 6.00 | 10% |" in text
     assert "**20.0%**" in text and "**10.0%**" in text
     summary = profile_summary(prof)
-    assert "50% of the trainer rank's time in matrix multiplies" in summary and "10% in the optimizer" in summary
-    assert "40% outside any operator" in summary and "reaches 20.0% of the bf16 peak" in summary
+    assert "50% of the trainer rank's time in matrix multiplies" in summary and "10% in optimizer operators" in summary
+    assert "40% outside any operator" in summary and "reaches 20.0% of that machine's bf16 peak" in summary
+    # the rank's extra time over plain PyTorch, largest differences first
+    assert "extra 30.0 s (100%) is mostly outside operators (+20.0 s), matmul (+10.0 s), optimizer (+6.0 s)" in summary
+    assert "ZeRO-3's overhead over plain PyTorch (2.00x its time" in next_train_levers(prof)
     assert profile_lines(None, tmp_path / "profile.json") == [] and profile_summary(None) == ""
+    assert "python -m rlhf.bench.profile" in next_train_levers(None)
 
 
 @pytest.mark.slow
