@@ -43,7 +43,7 @@ CATEGORIES = (
     ("copies and casts", ("aten::copy_", "aten::_to_copy", "aten::to", "aten::clone", "aten::cat", "aten::contiguous",
                           "aten::fill_", "aten::zero_", "aten::zeros", "aten::empty", "aten::narrow", "aten::slice",
                           "aten::view", "aten::as_strided", "aten::set_", "aten::resize_")),
-    ("collectives", ("gloo", "c10d::", "nccl", "record_param_comms")),
+    ("collectives", ("gloo", "c10d::", "record_param_comms")),  # the CPU run: gloo
     # torch.compile's generated kernels run inside these regions and do not report themselves
     ("generated kernels", ("CompiledFunction", "Torch-Compiled Region", "## Call CompiledFxGraph", "cpp_fused")),
 )
