@@ -171,17 +171,19 @@ def return_freed_host_memory(device_type: str) -> None:
             pass
 
 
-def optimizer_settings(device_type: str) -> tuple[dict, dict]:
+def optimizer_settings(device_type: str, fused: bool = True) -> tuple[dict, dict]:
     """Which AdamW DeepSpeed builds: (extra entries of its optimizer params, extra top-level config).
     GPU: DeepSpeed's FusedAdam (one fused kernel over each flat ZeRO-3 shard, as OpenRLHF uses), or
     its DeepSpeedCPUAdam when device.zero.offload_optimizer keeps the state in host memory; DeepSpeed
     compiles either on first use (the CUDA toolkit's nvcc, or a C++ compiler, on every node; cached
     in TORCH_EXTENSIONS_DIR). CPU: torch's AdamW, which needs no compile step; it also steps
-    offloaded state (on host tensors either way), so DeepSpeed's demand for its CPU Adam is lifted."""
+    offloaded state (on host tensors either way), so DeepSpeed's demand for its CPU Adam is lifted.
+    `fused` (device.zero.fused_optimizer) picks torch's fused CPU kernel: DeepSpeed hands it one flat
+    float32 shard, and the per-operation form makes a dozen passes over it per step."""
     check_device_type(device_type)
     if device_type == "gpu":
         return {}, {}
-    return {"torch_adam": True}, {"zero_force_ds_cpu_optimizer": False}
+    return {"torch_adam": True, **({"fused": True} if fused else {})}, {"zero_force_ds_cpu_optimizer": False}
 
 
 def pin_host_memory(device_type: str) -> bool:

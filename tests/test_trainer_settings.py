@@ -38,6 +38,29 @@ def test_fused_adam_on_gpus_torch_adamw_on_cpus():
     assert gpu["optimizer"]["params"]["betas"] == [0.9, 0.95] == cpu["optimizer"]["params"]["betas"]
 
 
+def test_cpus_step_with_torchs_fused_adamw_unless_turned_off():
+    """DeepSpeed passes the optimizer params on to torch.optim.AdamW (its torch_adam path): built the
+    same way here, the default is the fused kernel, and it steps a float32 shard on the CPU."""
+    import torch
+
+    def built(config):
+        params = dict(config["optimizer"]["params"])
+        engine = SimpleNamespace(zero_use_cpu_optimizer=lambda: False, bf16_optimizer_states=lambda: False,
+                                 zenflow=False)
+        cls, kwargs = DeepSpeedEngine.get_optimizer_configuration(engine, params, adam_w_mode=True)
+        shard = torch.nn.Parameter(torch.ones(1000))
+        return cls([shard], **params, **kwargs), shard
+
+    fused, shard = built(zero3_config(**COMMON, device_type="cpu"))
+    assert fused.defaults["fused"] is True
+    shard.grad = torch.full_like(shard, 0.5)
+    fused.step()
+    assert torch.all(shard < 1)  # the fused step ran and moved the weights
+    per_operation, _ = built(zero3_config(**COMMON, device_type="cpu", zero={"fused_optimizer": False}))
+    assert not per_operation.defaults["fused"]
+    assert load_config(compose([])).device.zero.fused_optimizer is True
+
+
 @pytest.mark.parametrize("device_type, pinned", [("gpu", True), ("cpu", False)])
 def test_offload_sections(device_type, pinned):
     zero = {"offload_optimizer": True, "offload_param": True}

@@ -32,6 +32,7 @@ LEVERS = {  # name -> overrides on top of the model preset
     # the settings this code replaced, as levers: their cost is the before/after
     "before: metric passes over every pair": ["online.metric_pairs=32"],
     "before: float32": ["device.dtype=float32"],
+    "before: per-operation AdamW": ["device.zero.fused_optimizer=false"],
     "1 rank x 2 threads + persistence threshold 1e5": ["cluster.trainer.ranks=1", "cluster.trainer.threads=2",
                                                       "cluster.trainer.cpus_per_rank=1",
                                                       "device.zero.param_persistence_threshold=100000"],

@@ -36,7 +36,7 @@ def zero3_config(
     }
     if train:
         config["gradient_clipping"] = grad_clip
-        adam_params, extra = device.optimizer_settings(device_type)
+        adam_params, extra = device.optimizer_settings(device_type, fused=(zero or {}).get("fused_optimizer", True))
         config["optimizer"] = {
             "type": "AdamW",
             "params": {"lr": lr, "weight_decay": weight_decay, "betas": [0.9, 0.95], **adam_params},
