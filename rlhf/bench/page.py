@@ -265,7 +265,7 @@ def profile_summary(prof: dict | None) -> str:
     z = prof["sides"]["zero3"]
     total = sum(z["categories"].values())
     share = lambda k: z["categories"].get(k, 0.0) / total if total else 0.0  # noqa: E731
-    where = f" ({prof['machine']['cpu_model']})" if prof.get("machine") else ""
+    where = f" on {prof['machine']['cpu_model']}" if prof.get("machine") else ""
     text = (f"A profile of the phase{where} (section above) puts {share('matmul'):.0%} of the trainer rank's time in "
             f"matrix multiplies, {share('attention'):.0%} in attention, {share('log-softmax'):.0%} in the "
             f"log-softmax, {share('optimizer'):.0%} in optimizer operators, {share('copies and casts'):.0%} in copies "
@@ -295,8 +295,9 @@ def next_train_levers(prof: dict | None) -> str:
     z, e = prof["sides"]["zero3"], prof["sides"]["eager"]
     attention = e["categories"].get("attention", 0.0) / max(sum(e["categories"].values()), 1e-9)
     return (f"Next levers, in the order the profile ranks them: ZeRO-3's overhead over plain PyTorch "
-            f"({z['seconds'] / e['seconds']:.2f}x its time: a fused or bf16-state optimizer step, or no sharding "
-            f"where one rank holds the model), then attention ({attention:.0%} of plain PyTorch's time, for a small "
+            f"({z['seconds'] / e['seconds']:.2f}x its time: the casts between float32 master weights and bf16, the "
+            "per-module hooks, the optimizer's passes over the shard; or no sharding where one rank holds the "
+            "model), then attention ({attention:.0%} of plain PyTorch's time, for a small "
             "share of the FLOPs: its CPU kernel at these short sequences). Plain PyTorch's own fraction of the peak "
             "bounds what removing ZeRO-3's overhead alone can reach.")
 
