@@ -210,6 +210,7 @@ def test_profile_goes_on_the_page_and_into_the_reasons(tmp_path):
     # the rank's extra time over plain PyTorch, largest differences first
     assert "extra 30.0 s (100%) is mostly outside operators (+20.0 s), matmul (+10.0 s), optimizer (+6.0 s)" in summary
     assert "ZeRO-3's overhead over plain PyTorch (2.00x its time" in next_train_levers(prof)
+    assert "then attention (0% of plain PyTorch's time" in next_train_levers(prof)
     assert profile_lines(None, tmp_path / "profile.json") == [] and profile_summary(None) == ""
     assert "python -m rlhf.bench.profile" in next_train_levers(None)
 

@@ -297,7 +297,7 @@ def next_train_levers(prof: dict | None) -> str:
     return (f"Next levers, in the order the profile ranks them: ZeRO-3's overhead over plain PyTorch "
             f"({z['seconds'] / e['seconds']:.2f}x its time: the casts between float32 master weights and bf16, the "
             "per-module hooks, the optimizer's passes over the shard; or no sharding where one rank holds the "
-            "model), then attention ({attention:.0%} of plain PyTorch's time, for a small "
+            f"model), then attention ({attention:.0%} of plain PyTorch's time, for a small "
             "share of the FLOPs: its CPU kernel at these short sequences). Plain PyTorch's own fraction of the peak "
             "bounds what removing ZeRO-3's overhead alone can reach.")
 
