@@ -66,6 +66,13 @@ def train_pass(reference_fn, step_fn, metric_fn, pairs: list, plan: list, metric
     metric_fn(probe)
 
 
+def steps_of(optim):
+    """items -> the micro-batches of each optimizer step, for a world of one rank (both sides)."""
+    from rlhf.training.batching import accumulation_steps, plan_steps
+
+    return lambda items: [s[0] for s in plan_steps(items, 1, optim.micro_batch, accumulation_steps(optim, 1), 1, 0)]
+
+
 def profiled(run_pass) -> dict:
     """One warm-up pass, one timed pass, one pass under the profiler: seconds and seconds per category."""
     import torch
@@ -100,7 +107,7 @@ def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) ->
     """The real trainer rank, alone in a ZeRO-3 world of one (gloo on this host)."""
     import torch
 
-    from rlhf.training.batching import accumulation_steps, plan_steps
+    from rlhf.training.batching import accumulation_steps
     from rlhf.training.trainer import TrainerRank
 
     optim = run.online
@@ -123,11 +130,8 @@ def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) ->
     def metrics(items):
         rank.evaluate([items[i : i + micro] for i in range(0, len(items), micro)], pad_id)
 
-    def plan(items):
-        return [s[0] for s in plan_steps(items, 1, micro, accumulation_steps(optim, 1), 1, 0)]
-
     try:
-        return profiled(lambda: train_pass(reference, lambda s: rank.train_step(s, pad_id), metrics, pairs, plan,
+        return profiled(lambda: train_pass(reference, lambda s: rank.train_step(s, pad_id), metrics, pairs, steps_of(optim),
                                            metric_pairs))
     finally:
         rank.shutdown()
@@ -142,7 +146,7 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, co
 
     from rlhf import device
     from rlhf.training import losses
-    from rlhf.training.batching import accumulation_steps, collate_pairs, plan_steps
+    from rlhf.training.batching import collate_pairs
 
     optim = run.online
     torch.set_num_threads(2)
@@ -182,10 +186,7 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, co
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    def plan(items):
-        return [s[0] for s in plan_steps(items, 1, micro, accumulation_steps(optim, 1), 1, 0)]
-
-    return profiled(lambda: train_pass(reference, step, metrics, pairs, plan, metric_pairs))
+    return profiled(lambda: train_pass(reference, step, metrics, pairs, steps_of(optim), metric_pairs))
 
 
 def model_params(path: str) -> tuple[int, int]:
