@@ -44,6 +44,14 @@ class DType(Choice):
     float16 = "float16"
 
 
+class Attention(Choice):
+    """The attention kernel of the models this project trains and scores with (transformers'
+    attn_implementation); vLLM's generation uses its own."""
+
+    sdpa = "sdpa"  # torch's scaled_dot_product_attention (flash kernels on GPUs and CPUs)
+    eager = "eager"  # matmul, float32 softmax, matmul
+
+
 class Schedule(Choice):
     constant = "constant"  # after warm-up, hold the rate
     cosine = "cosine"  # after warm-up, decay to ~0 by the stage's last step

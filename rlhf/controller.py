@@ -88,6 +88,15 @@ def k3_kl(sampled: list[list[float]], reference: list[list[float]]) -> float:
     return total / count if count else 0.0
 
 
+def sampled_margin(chosen: list, rejected: list) -> float:
+    """Mean of log pi(chosen) - log pi(rejected) over pairs, from the log-probabilities vLLM returned
+    with the sampled tokens (the policy before the round's update: its raw log-probabilities, not
+    temperature-scaled). The trainer's `logp_margin` is the same sum over the same tokens."""
+    if not chosen:
+        return float("nan")
+    return statistics.fmean(sum(c.logprobs) - sum(r.logprobs) for c, r in zip(chosen, rejected))
+
+
 class OnlineDPO:
     def __init__(
         self,
@@ -183,10 +192,11 @@ class OnlineDPO:
                 if online.refresh_reference and round_index > 0:
                     self.trainers.refresh_reference()
                 with_reference, reference = self.trainers.with_reference(encoded, pad_id)
-                # a few of the round's pairs, through the policy before and after the update: the round's
-                # margins and implicit accuracy, measured rather than read off a half-updated training pass
+                # a few of the round's pairs, through the policy after the update: the round's margins and
+                # implicit accuracy, measured rather than read off a half-updated training pass. Before the
+                # update, the same pairs' log-probabilities are the ones vLLM returned while sampling them
+                # (the same weights), so that side costs no forward pass.
                 probe = with_reference[: online.metric_pairs]
-                before = self.trainers.evaluate(probe, pad_id) if probe else {}
                 steps = self.trainers.plan(with_reference, online.epochs, self.seed + round_index)
                 results = [self.trainers.train_step(step, pad_id) for step in steps]
                 after = self.trainers.evaluate(probe, pad_id) if probe else results[-1]
@@ -200,7 +210,7 @@ class OnlineDPO:
                 "implicit_reward_accuracy": after["implicit_accuracy"],
                 "implicit_reward_margin": after["implicit_margin"],
                 "kl_to_reference": k3_kl(sampled, [c for c, _ in reference] + [r for _, r in reference]),
-                "logp_margin_before": before.get("logp_margin", float("nan")),
+                "logp_margin_before": sampled_margin(chosen[: len(probe) or None], rejected[: len(probe) or None]),
                 "logp_margin_after": after["logp_margin"],
                 "metric_pairs": len(probe),
             }

@@ -51,14 +51,16 @@ def test_token_logprobs_are_log_softmax_at_the_target():
     assert logp[0, 2].item() == pytest.approx(math.log(0.5), abs=1e-6)
 
 
-def test_response_logprobs_of_a_padded_batch_equal_each_sequence_alone(tiny_model_dir):
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])  # model.attention: either kernel masks the padding
+def test_response_logprobs_of_a_padded_batch_equal_each_sequence_alone(tiny_model_dir, attention):
     """Prompts padded on the left, responses on the right, logits only for the response columns:
     every response token's log-probability is what the model gives that sequence unpadded."""
     from transformers import AutoModelForCausalLM
 
     from rlhf.training.batching import Encoded, collate
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation=attention)
+    model.eval()
     items = [Encoded([5, 6, 7, 8], [9, 10]), Encoded([5], [11, 12, 13, 14]), Encoded([7, 7], [9])]
     with torch.no_grad():
         logprobs, mask = losses.response_logprobs(model, collate(items, pad_id=0))

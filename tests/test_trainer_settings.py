@@ -87,11 +87,19 @@ def test_when_trainer_states_leave_the_gpu_during_generation(overrides, expected
     assert load_config(compose(overrides)).offload_trainer_states is expected
 
 
+def test_attention_kernel_is_sdpa_unless_set():
+    assert load_config(compose([])).model.attention == "sdpa"
+    assert load_config(compose(["model.attention=eager"])).model.attention == "eager"
+    with pytest.raises(ConfigError, match="model.attention"):
+        load_config(compose(["model.attention=flash"]))
+
+
 def test_gpu_defaults_differ_from_the_cpu_ones():
     gpu = load_config(compose(["device=gpu", "cluster=gpu_2x8", "model=llama3_8b"])).device.zero
     cpu = load_config(compose([])).device.zero
     assert gpu.overlap_comm and gpu.param_persistence_threshold == 100_000
-    assert not cpu.overlap_comm and cpu.param_persistence_threshold == 0
+    # a CPU trains small models: every parameter whole on each rank, no gathers (conf/device/cpu.yaml)
+    assert not cpu.overlap_comm and cpu.param_persistence_threshold == 1_000_000_000
     assert not (gpu.offload_optimizer or gpu.offload_param or cpu.offload_optimizer or cpu.offload_param)
 
 

@@ -162,7 +162,8 @@ def run_peer(run, policy, reward, dtype, args, m, threads, work, gradient_checkp
                    lr=run.online.lr, beta=run.online.beta, max_prompt_len=run.model.max_prompt_len,
                    max_new_tokens=run.model.max_response_len, temperature=run.online.temperature,
                    top_p=run.online.top_p, warmup=args.warmup, threads=threads, work_dir=work, seed=run.seed,
-                   gradient_checkpointing=gradient_checkpointing)
+                   gradient_checkpointing=gradient_checkpointing,
+                   attention=str(run.model.attention))
 
 
 def run_hf(run, policy, dtype, args, m, threads, model):
@@ -172,7 +173,8 @@ def run_hf(run, policy, dtype, args, m, threads, model):
     _, ids, tokenizer = _round_messages(run, m, 1)
     out = hf_generate(policy=policy, dtype=dtype, prompts=ids[0], n=2, max_new_tokens=run.model.max_response_len,
                       temperature=run.online.temperature, batch_size=2 * args.batch, threads=threads,
-                      pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id)
+                      pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
+                      attention=str(run.model.attention))
     print(f"  hf generate {model} {dtype}: {out['tokens_per_s']:.0f} tokens/s", flush=True)
     return {"model": model, "dtype": dtype, "speeches": m, **out}
 

@@ -4,7 +4,7 @@ can make it faster (docs/benchmark.md, "Train-phase levers").
 The work is fixed: `--pairs` DPO pairs with prompt and response lengths drawn like a round's (seeded),
 one pass, the real trainer group (Ray actors, DeepSpeed ZeRO-3, the model's checkpoint). Each lever is
 a set of config overrides, started fresh; its time covers everything the train phase does (reference
-log-probabilities, the optimizer steps, the before/after metric passes). Seconds and trained tokens per
+log-probabilities, the optimizer steps, the metric pass after them). Seconds and trained tokens per
 second are written to a JSON file that `python -m rlhf.bench.report` puts on the results page.
 
 Run against an older checkout (PYTHONPATH=<its root>) the same script times that code's train phase,
@@ -33,9 +33,8 @@ LEVERS = {  # name -> overrides on top of the model preset
     "before: metric passes over every pair": ["online.metric_pairs=32"],
     "before: float32": ["device.dtype=float32"],
     "before: per-operation AdamW": ["device.zero.fused_optimizer=false"],
-    "1 rank x 2 threads + persistence threshold 1e5": ["cluster.trainer.ranks=1", "cluster.trainer.threads=2",
-                                                      "cluster.trainer.cpus_per_rank=1",
-                                                      "device.zero.param_persistence_threshold=100000"],
+    "before: ZeRO-3 gathers every parameter": ["device.zero.param_persistence_threshold=0"],
+    "eager attention": ["model.attention=eager"],
 }
 
 
@@ -54,11 +53,9 @@ def pairs_like_a_round(count: int, max_prompt: int, max_response: int, seed: int
 def time_train_phase(group, pairs: list, pad_id: int, metric_pairs: int) -> dict:
     """The train phase as the round runs it, with whatever the loaded code offers."""
     start = time.perf_counter()
-    if hasattr(group, "with_reference"):  # reference log-probs once per pass
+    if hasattr(group, "with_reference"):  # reference log-probs once per pass; metrics after the steps
         items, _ = group.with_reference(pairs, pad_id)
         probe = items[:metric_pairs]
-        if probe:
-            group.evaluate(probe, pad_id)
         for step in group.plan(items, 1, 0):
             group.train_step(step, pad_id)
         if probe:

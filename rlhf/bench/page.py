@@ -98,9 +98,9 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
                          f"{r['weight_sync_share']:.1%} |")
     L += ["", "Ours: phases as `metrics.jsonl` records them; *other* is pair selection and tokenising between "
           "phases. Our *train* is one reference forward over the round's pairs (its log-probabilities are kept "
-          "for every step), the DPO steps, and a no-grad forward over a few of the pairs before and after the steps "
-          "(`online.metric_pairs`, 8 by default) for the round's margins and implicit accuracy; the KL estimate "
-          "comes from the sampling log-probabilities vLLM returns. TRL: *generate* and *score* are its generation and reward calls, "
+          "for every step), the DPO steps, and a no-grad forward over a few of the pairs after the steps "
+          "(`online.metric_pairs`, 8 by default) for the round's margins and implicit accuracy; their margins before "
+          "the steps, and the KL estimate, come from the sampling log-probabilities vLLM returns. TRL: *generate* and *score* are its generation and reward calls, "
           "*train* the rest of each step; it has no weight sync (one process holds the only copy of the policy).", ""]
     if a["speech_scaling"]:
         first = a["speech_scaling"][0]
@@ -157,7 +157,9 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
                  f"{_load(h.get('load_avg_1m'))} |")
     L += ["", f"HF generate: the same model and prompt token ids, 2 samples per prompt, sampling at the same "
           f"temperature up to the same max new tokens, {a['hf_generate'][0]['batch_size'] if a['hf_generate'] else '-'} "
-          "sequences per call (TRL's generation batch), left padding, in the benchmark's process with all cores. "
+          "sequences per call (TRL's generation batch), left padding, "
+          f"`attn_implementation={a['hf_generate'][0].get('attention', 'sdpa') if a['hf_generate'] else '-'}`, "
+          "in the benchmark's process with all cores. "
           "Ours: generated tokens / seconds of the generate phase (vLLM in its Ray actor, including the hand-over). "
           "TRL's generate phase is also transformers' `generate`, but called on the training model inside its "
           "training step (its generation kwargs, the policy unwrapped from the trainer), so it need not match "
@@ -231,8 +233,8 @@ def profile_lines(prof: dict | None, path: Path) -> list[str]:
                         key=lambda k: -max(side["categories"].get(k, 0.0) for _, _, side in sides))
     L = ["## Where the train phase's time goes", "",
          f"The levers' work ({prof['pairs']} pairs shaped like a round's, {prof['model']}, {prof['dtype']}, micro-batch "
-         f"{prof['micro_batch']}, {prof['batch_size']} pairs per step, metric passes over {prof['metric_pairs']} "
-         "pairs), run in one process with 2 threads under torch's profiler: once on plain PyTorch (an unsharded "
+         f"{prof['micro_batch']}, {prof['batch_size']} pairs per step, a metric pass over {prof['metric_pairs']} "
+         "pairs after the steps), run in one process with 2 threads under torch's profiler: once on plain PyTorch (an unsharded "
          "policy and reference, `torch.optim.AdamW(foreach=True)` on the bf16 weights), once on this code's "
          "trainer rank (DeepSpeed ZeRO-3 in a world of 1: its gather and release hooks and float32 master weights, "
          "no traffic between ranks). Seconds are each operator's own time in the profiled pass, summed by "

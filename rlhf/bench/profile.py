@@ -2,7 +2,7 @@
 (docs/benchmark.md, "Where the train phase's time goes").
 
 The work is the levers' (rlhf.bench.levers): `--pairs` DPO pairs shaped like a round's, one pass
-(reference log-probabilities, the optimizer steps, the metric passes before and after). It runs on
+(reference log-probabilities, the optimizer steps, the metric pass after the steps). It runs on
 each side in this process once to warm up, once timed and once under torch's profiler:
 
 - **eager**: the model in plain PyTorch, an unsharded copy with AdamW on its own weights, the same
@@ -57,10 +57,10 @@ def category(name: str) -> str:
 
 
 def train_pass(reference_fn, step_fn, metric_fn, pairs: list, plan: list, metric_pairs: int) -> None:
-    """The train phase of a round: reference log-probabilities once, metrics before, steps, metrics after."""
+    """The train phase of a round: reference log-probabilities once, the steps, metrics after (the round
+    reads the metrics before from vLLM's sampling log-probabilities)."""
     items = reference_fn(pairs)
     probe = items[:metric_pairs]
-    metric_fn(probe)
     for step in plan(items):
         step_fn(step)
     metric_fn(probe)

@@ -22,8 +22,10 @@ from pathlib import Path
 
 def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[list], batch_size: int,
             lr: float, beta: float, max_prompt_len: int, max_new_tokens: int, temperature: float, top_p: float,
-            warmup: int, threads: int, work_dir: Path, seed: int = 0, gradient_checkpointing: bool = False) -> dict:
-    """`messages_per_round`: one list of chat prompts per round (warm-up rounds first)."""
+            warmup: int, threads: int, work_dir: Path, seed: int = 0, gradient_checkpointing: bool = False,
+            attention: str = "sdpa") -> dict:
+    """`messages_per_round`: one list of chat prompts per round (warm-up rounds first). `attention`:
+    transformers' attn_implementation of its policy and reward model (the bench passes ours)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
@@ -39,9 +41,11 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
 
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(policy)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch_dtype, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch_dtype, use_safetensors=True,
+                                                 attn_implementation=attention)
     reward_model = AutoModelForSequenceClassification.from_pretrained(reward, num_labels=1, dtype=torch_dtype,
-                                                                      use_safetensors=True)
+                                                                      use_safetensors=True,
+                                                                      attn_implementation=attention)
     args = OnlineDPOConfig(
         output_dir=str(work_dir / "trl"), per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
         max_steps=len(rows) // batch_size, num_train_epochs=1, learning_rate=lr, lr_scheduler_type="constant",
@@ -111,7 +115,7 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
                 "bf16": dtype == "bfloat16", "torch_threads": threads, "per_device_train_batch_size": batch_size,
                 "gradient_accumulation_steps": 1, "learning_rate": lr, "lr_scheduler_type": "constant",
                 "beta": beta, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                "top_k": 0, "use_vllm": False, "completions_per_prompt": 2}
+                "top_k": 0, "use_vllm": False, "completions_per_prompt": 2, "attn_implementation": attention}
     return {"system": "trl", "trl_setting": "default" if gradient_checkpointing else "best", "settings": settings,
             "trl_version": trl.__version__, "dtype": dtype, "batch_size": batch_size,
             "startup_seconds": round(startup, 3), "train_call_seconds": round(total, 3), "rounds": rounds,
@@ -119,14 +123,16 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
 
 
 def hf_generate(*, policy: str, dtype: str, prompts: list[list[int]], n: int, max_new_tokens: int,
-                temperature: float, batch_size: int, threads: int, pad_id: int, eos_id: int) -> dict:
+                temperature: float, batch_size: int, threads: int, pad_id: int, eos_id: int,
+                attention: str = "sdpa") -> dict:
     """Tokens/s of transformers' `generate` on the same model and prompt token ids: `n` samples per
     prompt, `batch_size` sequences per call, left padding, stopping at EOS or max_new_tokens."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=getattr(torch, dtype), use_safetensors=True).eval()
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=getattr(torch, dtype), use_safetensors=True,
+                                                 attn_implementation=attention).eval()
     sequences = [p for p in prompts for _ in range(n)]
     tokens, seconds = 0, 0.0
     for start in range(0, len(sequences), batch_size):
@@ -143,4 +149,4 @@ def hf_generate(*, policy: str, dtype: str, prompts: list[list[int]], n: int, ma
         for row in out[:, width:].tolist():
             tokens += next((i + 1 for i, tok in enumerate(row) if tok == eos_id), len(row))
     return {"tokens": tokens, "seconds": round(seconds, 4), "tokens_per_s": tokens / seconds if seconds else 0.0,
-            "sequences": len(sequences), "batch_size": batch_size, "threads": threads}
+            "sequences": len(sequences), "batch_size": batch_size, "threads": threads, "attention": attention}

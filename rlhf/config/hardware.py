@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional  # noqa: UP035 - OmegaConf reads these annotations at runtime
 
-from rlhf.choices import DeviceType, DType, PlacementStrategy
+from rlhf.choices import Attention, DeviceType, DType, PlacementStrategy
 from rlhf.config.fields import REQUIRED, opt
 
 
@@ -52,6 +52,11 @@ class ModelConfig:
     max_response_len: int = opt(64, "tokens generated per response (and the training cut for answers)")
     gradient_checkpointing: bool = opt(
         False, "recompute activations in the backward pass (saves memory, costs ~1/3 more compute)"
+    )
+    attention: Attention = opt(
+        Attention.sdpa,
+        "attention kernel of the trainers and reward actors (transformers' attn_implementation): sdpa | eager "
+        "(measured no faster on a CPU at 400 tokens: docs/benchmark.md, train-phase levers)",
     )
     require_preference_data: bool = opt(
         False,

@@ -110,8 +110,8 @@ class OnlineConfig(DPOConfig):
     )
     metric_pairs: int = opt(
         8,
-        "pairs whose margins and implicit accuracy are measured before and after the "
-        "update (0 = read them off the last training step)",
+        "pairs whose margins and implicit accuracy are measured after the update, by a no-grad forward; their "
+        "margin before it comes from vLLM's sampling log-probabilities (0 = read them off the last training step)",
     )
     epochs: int = opt(2, "passes over each round's pairs")
     refresh_reference: bool = opt(False, "the reference becomes the current policy at each round's start")

@@ -66,18 +66,28 @@ def find_value_head(model_dir: str | Path) -> str:
     raise FileNotFoundError(f"{model_dir}: no value head ({' or '.join(OPENRLHF_HEADS)}.weight) in its safetensors")
 
 
-def load_reward_model(model_dir: str | Path, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
+def load_reward_model(
+    model_dir: str | Path, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False, attention: str = "sdpa"
+):
     """Load one of our reward checkpoints or an OpenRLHF one for scoring. Returns (model, mean, std):
-    rewards are normalised as (r - mean) / std when the checkpoint says `normalize_reward`."""
+    rewards are normalised as (r - mean) / std when the checkpoint says `normalize_reward`.
+    `attention`: transformers' attn_implementation (rlhf.device.attention)."""
     model_dir = Path(model_dir)
     head = find_value_head(model_dir)
     config = AutoConfig.from_pretrained(model_dir, num_labels=1, trust_remote_code=trust_remote_code)
     if head == HEAD:
         model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, config=config, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
+            model_dir,
+            config=config,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+            attn_implementation=attention,
         )
     else:
-        model = AutoModelForSequenceClassification.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_config(
+            config, dtype=dtype, trust_remote_code=trust_remote_code, attn_implementation=attention
+        )
         state = {}
         for shard in weight_files(model_dir):
             with safe_open(str(shard), framework="pt") as handle:

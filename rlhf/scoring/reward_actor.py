@@ -25,6 +25,7 @@ class RewardScorer:
         max_prompt_len: int,
         max_response_len: int,
         trust_remote_code: bool = False,
+        attention: str = "sdpa",
     ):
         from transformers import AutoTokenizer
 
@@ -32,7 +33,9 @@ class RewardScorer:
 
         device.setup_process(device_type, threads)
         self.device = device.torch_device(device_type)
-        self.model, self.mean, self.std = load_reward_model(model_dir, device.torch_dtype(dtype), trust_remote_code)
+        self.model, self.mean, self.std = load_reward_model(
+            model_dir, device.torch_dtype(dtype), trust_remote_code, attention
+        )
         self.model.to(self.device)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token_id is None:

@@ -34,6 +34,7 @@ class TrainerGroup:
         self.group.call("init_process_group", address, port)
         self.dtype = run.device.dtype
         self.gradient_checkpointing = run.model.gradient_checkpointing
+        self.attention = str(run.model.attention)
         self.zero = vars(run.device.zero)
         self.offload = run.offload_trainer_states  # device.zero.offload_states, resolved
         self.optim: OptimConfig | None = None
@@ -58,6 +59,7 @@ class TrainerGroup:
             dtype=self.dtype,
             reference_dir=reference_dir,
             gradient_checkpointing=self.gradient_checkpointing,
+            attention=self.attention,
             total_steps=total_steps,
             zero=self.zero,
         )

@@ -83,6 +83,7 @@ class TrainerRank:
         dtype: str = "float32",
         reference_dir: str | None = None,
         gradient_checkpointing: bool = False,
+        attention: str = "sdpa",
         total_steps: int = 0,
         zero: dict | None = None,
     ) -> None:
@@ -117,10 +118,12 @@ class TrainerRank:
         self._hf_ds_configs.append(HfDeepSpeedConfig(train_config))  # partitions weights as they load
         if self.loss.model == losses.VALUE_HEAD:
             model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, num_labels=1, dtype=torch_dtype, use_safetensors=True
+                model_dir, num_labels=1, dtype=torch_dtype, use_safetensors=True, attn_implementation=attention
             )
         else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, use_safetensors=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                model_dir, dtype=torch_dtype, use_safetensors=True, attn_implementation=attention
+            )
         model.config.use_cache = False
         if gradient_checkpointing:  # recompute each layer's activations in backward: memory for compute
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -131,7 +134,7 @@ class TrainerRank:
             ref_config = zero3_config(**common, train=False)
             self._hf_ds_configs.append(HfDeepSpeedConfig(ref_config))
             ref_model = AutoModelForCausalLM.from_pretrained(
-                reference_dir or model_dir, dtype=torch_dtype, use_safetensors=True
+                reference_dir or model_dir, dtype=torch_dtype, use_safetensors=True, attn_implementation=attention
             )
             ref_model.config.use_cache = False
             self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)

@@ -86,6 +86,7 @@ def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
                 max_prompt_len=model.max_prompt_len,
                 max_response_len=model.max_response_len,
                 trust_remote_code=model.trust_remote_code,
+                attention=str(model.attention),
             ),
         ),
     )
