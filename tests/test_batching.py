@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlhf.training.batching import Encoded, EncodedPair, Encoder, collate, collate_pairs, plan_steps
+from rlhf.training.batching import Encoded, EncodedPair, Encoder, collate, collate_pairs, collate_shared, plan_steps
 
 
 def test_every_rank_gets_the_same_number_of_full_micro_batches():
@@ -32,6 +32,17 @@ def test_collate_aligns_responses_and_masks_only_them():
     assert batch["position_ids"][1, 1:3].tolist() == [0, 1]  # padding does not shift positions
     pairs = collate_pairs([EncodedPair([1], [2], [3, 4])], pad_id=0)
     assert pairs["input_ids"].tolist() == [[1, 2, 0], [1, 3, 4]]  # chosen rows first
+
+
+def test_shared_layout_pads_prompts_left_and_puts_each_pairs_responses_under_its_prompt():
+    batch = collate_shared([EncodedPair([1, 2], [3], [4, 5]), EncodedPair([6], [7, 8, 9], [])], pad_id=0)
+    assert batch["prompt_ids"].tolist() == [[1, 2], [0, 6]]
+    assert batch["prompt_mask"].tolist() == [[1, 1], [0, 1]]
+    # rows 2i and 2i + 1: pair i's chosen and rejected, padded on the right
+    assert batch["response_ids"].tolist() == [[3, 0, 0], [4, 5, 0], [7, 8, 9], [0, 0, 0]]
+    assert batch["response_mask"].tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 0, 0]]
+    # what each response row attends to: its prompt's real tokens, then its own
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [0, 1, 1, 1, 1], [0, 1, 0, 0, 0]]
 
 
 def test_a_step_groups_items_of_similar_length_into_micro_batches():

@@ -70,6 +70,16 @@ def test_analysis_means_ratios_and_targets():
                    "generation tokens/s >= 3x HF generate": True, "train-phase trained tokens/s >= TRL's": True}
 
 
+def test_model_flops_count_a_shared_prompt_once_and_tokens_per_s_count_it_twice():
+    results = synthetic()
+    for r in results["runs"][0]["rounds"]:
+        r["computed_tokens"] = r["trained_tokens"] * 3 // 4  # model.share_prompt: prompts ran once
+    (c,) = report.analyse(results)["comparisons"]
+    assert c["ours"]["train_mfu"] == pytest.approx(8 * 1e6 * 15000 / 4.5 / 2e11)
+    assert c["trl"]["train_mfu"] == pytest.approx(8 * 1e6 * 20000 / 7.0 / 2e11)  # TRL: the tokens it trained
+    assert c["train_phase_tokens_ratio"] == pytest.approx((20000 / 4.5) / (20000 / 7.0))  # the same work
+
+
 def test_the_peer_is_trl_at_its_best_and_its_default_is_a_second_row():
     results = synthetic()
     best = results["runs"][1]
@@ -103,7 +113,7 @@ def test_page_and_plot_from_json(tmp_path):
     assert "python -m rlhf.bench --quick" in text and "2 CPU cores" in text
     assert "1.36x" in text  # 15 / 11 rounds-per-hour ratio, read from the JSON
     assert "| **no** |" in text and "Why, where a target is missed" in text  # the 2x target is missed here
-    assert "8 x parameters x trained tokens" in text
+    assert "8 x parameters x tokens the model runs" in text
     assert (tmp_path / "t.png").stat().st_size > 1000
 
 

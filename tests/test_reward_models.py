@@ -82,6 +82,15 @@ def test_normalisation_is_applied_only_when_the_checkpoint_says_so(reward_dir, t
     assert normalised == pytest.approx([(r - 0.5) / 2.0 for r in raw], abs=1e-5)
 
 
+def test_a_shared_prompt_scores_like_full_sequences(reward_dir):
+    """model.share_prompt in the reward actors: K responses to one speech continue from its prompt's
+    KV cache and get the rewards their full sequences get."""
+    items = [ITEMS[0], (ITEMS[0][0], "ok"), ITEMS[1], (ITEMS[0][0], "Tell me more."), ITEMS[2], ITEMS[2]]
+    shared = RewardScorer(str(reward_dir), device_type="cpu", threads=1, dtype="float32", batch_size=4,
+                          system_prompt="Be kind.", max_prompt_len=128, max_response_len=64, share_prompt=True)
+    assert shared.score(items) == pytest.approx(scorer(reward_dir).score(items), abs=1e-5)
+
+
 def test_reward_is_read_at_the_last_real_token_whatever_the_padding(reward_dir):
     scores = scorer(reward_dir)
     alone = [scores.score([item])[0] for item in ITEMS]

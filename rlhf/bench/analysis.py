@@ -23,6 +23,8 @@ def summarise(run: dict, speeches: int, params: int, peak: dict, samples: int = 
     wall = mean("round_seconds")
     phases = {p: statistics.fmean(r["seconds"].get(p, 0.0) for r in rounds) for p in PHASES}
     generated, trained = mean("tokens_generated"), mean("trained_tokens")
+    # model FLOPs count the tokens the model ran: a prompt shared by a pair's two responses once
+    computed = statistics.fmean(r.get("computed_tokens", r["trained_tokens"]) for r in rounds)
     peak = run.get("peak", peak)  # runs merged from another results file keep their own run's peak
     peak_flops = peak.get(run["dtype"], {}).get("flops_per_s", 0.0)
     return {
@@ -31,18 +33,18 @@ def summarise(run: dict, speeches: int, params: int, peak: dict, samples: int = 
         "engines": run.get("engines"), "ranks": run.get("ranks"), "speeches": speeches, "rounds": len(rounds),
         "round_seconds": wall, "rounds_per_hour": 3600.0 / wall if wall else 0.0, "phases": phases,
         "other_seconds": max(wall - sum(phases.values()), 0.0),
-        "tokens_generated": generated, "trained_tokens": trained,
+        "tokens_generated": generated, "trained_tokens": trained, "computed_tokens": computed,
         "generated_tokens_per_s": generated / wall if wall else 0.0,
         "trained_tokens_per_s": trained / wall if wall else 0.0,
         "generate_phase_tokens_per_s": generated / phases["generate"] if phases["generate"] else 0.0,
         "weight_sync_share": phases["weight_sync"] / wall if wall else 0.0,
         "optimizer_steps": mean("optimizer_steps"), "pairs": mean("pairs"),
         "startup_seconds": run.get("startup_seconds"), "load_avg_1m": run.get("load_avg_1m"),
-        "train_flops": train_flops(params, int(trained)),
-        "train_phase_flops_per_s": train_flops(params, int(trained)) / phases["train"] if phases["train"] else 0.0,
-        "train_mfu": mfu(params, int(trained), phases["train"], peak_flops),
-        "train_mfu_vs_fp32_peak": mfu(params, int(trained), phases["train"], peak.get("float32", {}).get("flops_per_s", 0)),
-        "train_mfu_vs_bf16_peak": mfu(params, int(trained), phases["train"], peak.get("bfloat16", {}).get("flops_per_s", 0)),
+        "train_flops": train_flops(params, int(computed)),
+        "train_phase_flops_per_s": train_flops(params, int(computed)) / phases["train"] if phases["train"] else 0.0,
+        "train_mfu": mfu(params, int(computed), phases["train"], peak_flops),
+        "train_mfu_vs_fp32_peak": mfu(params, int(computed), phases["train"], peak.get("float32", {}).get("flops_per_s", 0)),
+        "train_mfu_vs_bf16_peak": mfu(params, int(computed), phases["train"], peak.get("bfloat16", {}).get("flops_per_s", 0)),
     }
 
 

@@ -57,12 +57,13 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
             for r in range(warm + rounds):
                 record = controller.run_round(index)
                 index += 1
-                tokens, counter.tokens = counter.tokens, 0
+                (tokens, computed), counter.tokens, counter.computed = (counter.tokens, counter.computed), 0, 0
                 out["rounds"].append({
                     "speeches": m, "samples_per_speech": k, "warmup": r < warm, "round_seconds": record["round_seconds"],
                     "seconds": record["seconds"], "tokens_generated": record["tokens_generated"],
                     "samples": record["samples"], "pairs": record["pairs"],
-                    "optimizer_steps": record.get("optimizer_steps", 0), "trained_tokens": tokens})
+                    "optimizer_steps": record.get("optimizer_steps", 0), "trained_tokens": tokens,
+                    "computed_tokens": computed})
                 print(f"  ours {model} {dtype} e{engines}r{ranks} M={m} K={k}{' (warm-up)' if r < warm else ''}: "
                       f"{record['round_seconds']:.2f}s {record['seconds']}", flush=True)
     finally:
@@ -71,15 +72,17 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
 
 
 class TokenCounter:
-    """Counts the non-padding tokens of every DPO update (the trainer ranks report them per step)."""
+    """Counts the non-padding tokens of every DPO update (the trainer ranks report them per step), and
+    the tokens the model ran through for them (fewer: a shared prompt runs once per pair)."""
 
     def __init__(self, trainers):
-        self.tokens = 0
+        self.tokens = self.computed = 0
         self._step = trainers.train_step
 
         def counted(step, pad_id):
             result = self._step(step, pad_id)
             self.tokens += int(result.get("tokens", 0))
+            self.computed += int(result.get("computed_tokens", result.get("tokens", 0)))
             return result
 
         trainers.train_step = counted

@@ -98,7 +98,8 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
                          f"{r['weight_sync_share']:.1%} |")
     L += ["", "Ours: phases as `metrics.jsonl` records them; *other* is pair selection and tokenising between "
           "phases. Our *train* is one reference forward over the round's pairs (its log-probabilities are kept "
-          "for every step), the DPO steps, and a no-grad forward over a few of the pairs after the steps "
+          "for every step), the DPO steps (each pair's prompt runs once, its two responses continue from the "
+          "prompt's KV cache: `model.share_prompt`), and a no-grad forward over a few of the pairs after the steps "
           "(`online.metric_pairs`, 8 by default) for the round's margins and implicit accuracy; their margins before "
           "the steps, and the KL estimate, come from the sampling log-probabilities vLLM returns. TRL: *generate* and *score* are its generation and reward calls, "
           "*train* the rest of each step; it has no weight sync (one process holds the only copy of the policy).", ""]
@@ -132,9 +133,10 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
     profile = _profile(Path(json_path).parent / "profile.json")
     L += profile_lines(profile, Path(json_path).parent / "profile.json")
     L += ["## Training arithmetic efficiency", "",
-          "Model FLOPs of a round's updates = **8 x parameters x trained tokens** (policy forward + backward "
+          "Model FLOPs of a round's updates = **8 x parameters x tokens the model runs** (policy forward + backward "
           "6N per token, frozen reference forward 2N per token; attention's length term and extra metric passes "
-          "left out), divided by the train phase's seconds, against the matmul peak measured in the same run "
+          "left out; TRL runs a pair's prompt twice, once with each response, this project once, so its count is "
+          "prompt + chosen + rejected per pair, fewer than its trained tokens: `computed_tokens` in the JSON), divided by the train phase's seconds, against the matmul peak measured in the same run "
           f"(best of 5 square {a['peak']['float32']['size']}x{a['peak']['float32']['size']} `torch.mm`, "
           f"{a['peak']['float32']['threads']} threads): "
           f"**fp32 {a['peak']['float32']['flops_per_s'] / 1e9:,.0f} GFLOP/s, "

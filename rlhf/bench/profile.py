@@ -118,7 +118,7 @@ def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) ->
     rank.init_process_group("127.0.0.1", port)
     rank.load("dpo", policy, settings=asdict(optim), accumulation=accumulation_steps(optim, 1),
               dtype=run.device.dtype, reference_dir=policy, gradient_checkpointing=run.model.gradient_checkpointing,
-              zero=vars(run.device.zero))
+              attention=str(run.model.attention), share_prompt=run.model.share_prompt, zero=vars(run.device.zero))
     micro = optim.micro_batch
 
     def reference(items):
@@ -146,13 +146,15 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, co
 
     from rlhf import device
     from rlhf.training import losses
-    from rlhf.training.batching import collate_pairs
+    from rlhf.training.batching import collate_pairs, collate_shared
 
     optim = run.online
+    collate = collate_shared if run.model.share_prompt else collate_pairs  # the trainer rank's layout
     torch.set_num_threads(2)
     dtype = device.torch_dtype(run.device.dtype)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=dtype, use_safetensors=True)
-    reference_model = AutoModelForCausalLM.from_pretrained(policy, dtype=dtype, use_safetensors=True).eval()
+    load = dict(dtype=dtype, use_safetensors=True, attn_implementation=str(run.model.attention))
+    model = AutoModelForCausalLM.from_pretrained(policy, **load)
+    reference_model = AutoModelForCausalLM.from_pretrained(policy, **load).eval()
     model.config.use_cache = reference_model.config.use_cache = False
     opt = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay, foreach=True)
     if compiled:  # dynamic: every micro-batch has its own padded width
@@ -165,7 +167,7 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, co
         ordered, out = sorted(items, key=len), []
         for i in range(0, len(ordered), micro):
             chunk = ordered[i : i + micro]
-            logprobs, mask = losses.response_logprobs(reference_model, collate_pairs(chunk, pad_id))
+            logprobs, mask = losses.pair_logprobs(reference_model, collate(chunk, pad_id))
             sums = (logprobs.float() * mask).sum(-1).tolist()
             out += [replace(p, reference=(sums[j], sums[j + len(chunk)])) for j, p in enumerate(chunk)]
         return out
@@ -175,12 +177,12 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, co
         model.eval()
         for i in range(0, len(items), micro):
             chunk = items[i : i + micro]
-            dpo.compute(losses.Batch(model, collate_pairs(chunk, pad_id), chunk, settings, None))
+            dpo.compute(losses.Batch(model, collate(chunk, pad_id), chunk, settings, None))
 
     def step(micro_batches):
         model.train()
         for chunk in micro_batches:
-            loss, _ = dpo.compute(losses.Batch(model, collate_pairs(chunk, pad_id), chunk, settings, None))
+            loss, _ = dpo.compute(losses.Batch(model, collate(chunk, pad_id), chunk, settings, None))
             (loss / len(micro_batches)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
         opt.step()
@@ -223,8 +225,11 @@ def main(argv=None) -> int:
     pairs = pairs_like_a_round(args.pairs, run.model.max_prompt_len, run.model.max_response_len,
                                vocab=min(30000, vocab))
     tokens = sum(len(p) for p in pairs)
+    # model FLOPs count the tokens the model runs: with model.share_prompt, a pair's prompt once
+    computed = sum(len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs) if run.model.share_prompt else tokens
     metric_pairs = run.online.metric_pairs
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": args.model, "dtype": run.device.dtype, "pairs": args.pairs, "trained_tokens": tokens,
+              "computed_tokens": computed, "share_prompt": run.model.share_prompt,
               "params": params, "metric_pairs": metric_pairs, "micro_batch": run.online.micro_batch,
               "batch_size": run.online.batch_size, "base": base, "sides": {}}
     sides = {"eager": eager_side, "compiled": lambda *a: eager_side(*a, compiled=True), "zero3": zero3_side}
@@ -234,7 +239,7 @@ def main(argv=None) -> int:
         log.info("profiling the train phase: %s", name)
         out = side(run, policy, pairs, 0, metric_pairs)
         out["load_avg_1m"] = os.getloadavg()[0]
-        out["model_flops_per_s"] = flops.train_flops(params, tokens) / out["seconds"]
+        out["model_flops_per_s"] = flops.train_flops(params, computed) / out["seconds"]
         result["sides"][name] = out
     result["peak"] = peak.measure(2)
     bf16 = result["peak"]["bfloat16"]["flops_per_s"]

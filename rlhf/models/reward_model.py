@@ -39,6 +39,47 @@ def reward_at_last_token(model, input_ids: torch.Tensor, attention_mask: torch.T
     return values.gather(1, last_token_index(attention_mask)).squeeze(1)
 
 
+def shared_prompt_rewards(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> torch.Tensor:
+    """`reward_at_last_token` of prompt + response sequences, each distinct prompt run once: its KV
+    cache is kept and every response to it continues from there (a round scores K responses to each
+    speech, so K - 1 of every K prompt runs are saved). Responses are at least one token (the EOS a
+    judged response ends with)."""
+    distinct: dict[tuple, int] = {}
+    index = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
+    unique = list(distinct)
+    start, width = max(map(len, unique)), max(map(len, responses))
+    prompt_ids = torch.full((len(unique), start), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros_like(prompt_ids)
+    for row, prompt in enumerate(unique):
+        prompt_ids[row, start - len(prompt) :] = torch.tensor(prompt)
+        prompt_mask[row, start - len(prompt) :] = 1
+    response_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
+    response_mask = torch.zeros_like(response_ids)
+    for row, response in enumerate(responses):
+        response_ids[row, : len(response)] = torch.tensor(response)
+        response_mask[row, : len(response)] = 1
+    device = next(model.parameters()).device
+    prompt_ids, prompt_mask, response_ids, response_mask, index = (
+        t.to(device) for t in (prompt_ids, prompt_mask, response_ids, response_mask, index)
+    )
+    cache = model.base_model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0),
+        use_cache=True,
+    ).past_key_values
+    cache.batch_select_indices(index)  # one copy of its prompt's cache per response
+    positions = prompt_mask.sum(-1)[index][:, None] + torch.arange(width, device=device)[None]
+    hidden = model.base_model(
+        input_ids=response_ids,
+        attention_mask=torch.cat([prompt_mask[index], response_mask], dim=1),
+        position_ids=positions,
+        past_key_values=cache,
+    ).last_hidden_state
+    values = getattr(model, HEAD)(hidden).squeeze(-1)
+    return values.gather(1, response_mask.sum(-1, keepdim=True) - 1).squeeze(1)
+
+
 def weight_files(model_dir: Path) -> list[Path]:
     """The checkpoint's safetensors files: those its index names when it is sharded (as
     save_pretrained writes large models, OpenRLHF's included), else every *.safetensors."""

@@ -26,6 +26,7 @@ class RewardScorer:
         max_response_len: int,
         trust_remote_code: bool = False,
         attention: str = "sdpa",
+        share_prompt: bool = False,
     ):
         from transformers import AutoTokenizer
 
@@ -42,19 +43,26 @@ class RewardScorer:
             tokenizer.pad_token = tokenizer.eos_token
         self.encoder = Encoder(tokenizer, system_prompt, max_prompt_len, max_response_len)
         self.batch_size = batch_size
+        self.share_prompt = share_prompt  # each distinct prompt of a batch runs once (model.share_prompt)
 
     @torch.no_grad()
     def score(self, items: list[tuple[str, str]]) -> list[float]:
         """Rewards for (speech, response) items, normalised if the checkpoint says so."""
-        from rlhf.models.reward_model import reward_at_last_token
+        from rlhf.models.reward_model import reward_at_last_token, shared_prompt_rewards
 
         rewards: list[float] = []
         pad = self.encoder.tokenizer.pad_token_id
         for start in range(0, len(items), self.batch_size):
-            batch = collate([self.encoder.judged_example(s, r) for s, r in items[start : start + self.batch_size]], pad)
-            values = reward_at_last_token(
-                self.model, batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
-            )
+            examples = [self.encoder.judged_example(s, r) for s, r in items[start : start + self.batch_size]]
+            if self.share_prompt:
+                values = shared_prompt_rewards(
+                    self.model, [e.prompt for e in examples], [e.response for e in examples], pad
+                )
+            else:
+                batch = collate(examples, pad)
+                values = reward_at_last_token(
+                    self.model, batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+                )
             rewards += ((values.float() - self.mean) / self.std).tolist()
         return rewards
 

@@ -144,6 +144,31 @@ def collate_pairs(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tens
     )
 
 
+def collate_shared(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pairs whose prompt runs once (losses.shared_prompt_logprobs): the prompts, padded on the left
+    [B, P], and the responses [2B, R], padded on the right, chosen and rejected of pair i in rows 2i
+    and 2i + 1, so that each prompt's KV cache serves the two rows after it."""
+    start = max(len(p.prompt) for p in pairs)
+    width = max(max(len(p.chosen), len(p.rejected)) for p in pairs)
+    prompt_ids = torch.full((len(pairs), start), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros((len(pairs), start), dtype=torch.long)
+    response_ids = torch.full((2 * len(pairs), width), pad_id, dtype=torch.long)
+    response_mask = torch.zeros((2 * len(pairs), width), dtype=torch.long)
+    for row, pair in enumerate(pairs):
+        prompt_ids[row, start - len(pair.prompt) :] = torch.tensor(pair.prompt)
+        prompt_mask[row, start - len(pair.prompt) :] = 1
+        for k, response in enumerate((pair.chosen, pair.rejected)):
+            response_ids[2 * row + k, : len(response)] = torch.tensor(response)
+            response_mask[2 * row + k, : len(response)] = 1
+    return {
+        "prompt_ids": prompt_ids,
+        "prompt_mask": prompt_mask,
+        "response_ids": response_ids,
+        "response_mask": response_mask,
+        "attention_mask": torch.cat([prompt_mask.repeat_interleave(2, 0), response_mask], dim=1),
+    }
+
+
 def accumulation_steps(optim, world_size: int) -> int:
     """Micro-batches per rank per optimizer step: batch_size = micro_batch x ranks x this."""
     return optim.batch_size // (optim.micro_batch * world_size)

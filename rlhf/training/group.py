@@ -35,6 +35,7 @@ class TrainerGroup:
         self.dtype = run.device.dtype
         self.gradient_checkpointing = run.model.gradient_checkpointing
         self.attention = str(run.model.attention)
+        self.share_prompt = run.model.share_prompt
         self.zero = vars(run.device.zero)
         self.offload = run.offload_trainer_states  # device.zero.offload_states, resolved
         self.optim: OptimConfig | None = None
@@ -60,6 +61,7 @@ class TrainerGroup:
             reference_dir=reference_dir,
             gradient_checkpointing=self.gradient_checkpointing,
             attention=self.attention,
+            share_prompt=self.share_prompt,
             total_steps=total_steps,
             zero=self.zero,
         )
@@ -163,8 +165,11 @@ def planned_steps(items: int, optim: OptimConfig) -> int:
 
 def _mean(results: list[dict]) -> dict:
     keys = results[0].keys() if results else []
-    out = {k: sum(r[k] for r in results) / len(results) for k in keys if k not in ("tokens", "seconds")}
+    summed = ("tokens", "computed_tokens")
+    out = {k: sum(r[k] for r in results) / len(results) for k in keys if k not in (*summed, "seconds")}
     if results:
         out["tokens"] = sum(r.get("tokens", 0) for r in results)
+        if "computed_tokens" in keys:
+            out["computed_tokens"] = sum(r["computed_tokens"] for r in results)
         out["seconds"] = max(r.get("seconds", 0.0) for r in results)
     return out

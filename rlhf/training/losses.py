@@ -41,7 +41,15 @@ class Batch:
 
     @property
     def tokens(self) -> int:
+        """Non-padding tokens of the batch's sequences (a pair: prompt + chosen, prompt + rejected)."""
         return int(self.inputs["attention_mask"].sum())
+
+    @property
+    def computed_tokens(self) -> int:
+        """Tokens the model runs through: `tokens`, less the second run of each shared prompt."""
+        if "prompt_ids" in self.inputs:
+            return int(self.inputs["prompt_mask"].sum() + self.inputs["response_mask"].sum())
+        return self.tokens
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,46 @@ def response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     ).logits
     # logits[:, i] sits at position start - 1 + i and scores the token at start + i
     return token_logprobs(logits[:, :-1], batch["input_ids"][:, start:]), batch["loss_mask"][:, start:]
+
+
+def shared_prompt_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """`response_logprobs` for pairs from `batching.collate_shared`, with each prompt run once: one
+    forward over the prompts keeps their KV cache, and the chosen and rejected responses continue
+    from it (the cache repeated for both), so a pair costs prompt + chosen + rejected tokens instead
+    of twice the prompt (a round's prompts are about half its tokens). Gradients reach the prompt's
+    activations from both responses. Rows come back as `collate_pairs` orders them: chosen rows,
+    then rejected."""
+    prompt_ids, prompt_mask = batch["prompt_ids"], batch["prompt_mask"]
+    response_ids, response_mask = batch["response_ids"], batch["response_mask"]
+    prompt = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0),
+        use_cache=True,
+        logits_to_keep=1,  # the last prompt position scores the first response token
+    )
+    cache = prompt.past_key_values
+    cache.batch_repeat_interleave(2)  # row i's prompt serves rows 2i (chosen) and 2i + 1 (rejected)
+    width = response_ids.size(1)
+    after_prompt = prompt_mask.sum(-1).repeat_interleave(2)[:, None]
+    positions = after_prompt + torch.arange(width, device=response_ids.device)[None]
+    responses = model(
+        input_ids=response_ids,
+        attention_mask=batch["attention_mask"],
+        position_ids=positions,
+        past_key_values=cache,
+        logits_to_keep=width,
+    ).logits
+    logits = torch.cat([prompt.logits[:, -1:].repeat_interleave(2, 0), responses[:, :-1]], dim=1)
+    logprobs = token_logprobs(logits, response_ids)
+    order = torch.cat([torch.arange(0, logprobs.size(0), 2), torch.arange(1, logprobs.size(0), 2)])
+    return logprobs[order], response_mask[order]
+
+
+def pair_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token response log-probabilities of a pair batch, chosen rows then rejected, from either
+    layout: `batching.collate_shared` (prompt once) or `batching.collate_pairs` (two full rows)."""
+    return shared_prompt_logprobs(model, batch) if "prompt_ids" in batch else response_logprobs(model, batch)
 
 
 # -- supervised and reward-model losses -----------------------------------------------------------------
@@ -167,7 +215,7 @@ def register_preference(name: str, pairwise: Callable[..., tuple[torch.Tensor, t
     @register(name, model=CAUSAL_LM, data=REFERENCED_PAIRS)
     def compute(batch: Batch) -> tuple[torch.Tensor, dict]:
         n = len(batch.items)
-        logprobs, mask = response_logprobs(batch.model, batch.inputs)
+        logprobs, mask = pair_logprobs(batch.model, batch.inputs)
         policy = (logprobs * mask).sum(-1)
         reference = (
             torch.tensor([r for item in batch.items for r in item.reference], dtype=policy.dtype, device=policy.device)
@@ -184,6 +232,7 @@ def register_preference(name: str, pairwise: Callable[..., tuple[torch.Tensor, t
             "implicit_margin": (chosen_reward - rejected_reward).mean().item(),
             "logp_margin": (policy[:n] - policy[n:]).mean().item(),
             "tokens": batch.tokens,
+            "computed_tokens": batch.computed_tokens,
         }
 
     return compute

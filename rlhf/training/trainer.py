@@ -17,7 +17,7 @@ import torch
 
 from rlhf import device
 from rlhf.training import losses, offload
-from rlhf.training.batching import collate, collate_pairs
+from rlhf.training.batching import collate, collate_pairs, collate_shared
 from rlhf.training.deepspeed_config import zero3_config
 
 
@@ -30,6 +30,7 @@ class TrainerRank:
         self.engine = self.reference = None
         self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
         self.loss, self.settings = None, {}
+        self.share_prompt = True  # referenced pairs run each prompt once (losses.shared_prompt_logprobs)
         self._parked = None  # training states moved to host memory (offload_states), until reload_states
 
     # -- set-up --------------------------------------------------------------------------------
@@ -84,6 +85,7 @@ class TrainerRank:
         reference_dir: str | None = None,
         gradient_checkpointing: bool = False,
         attention: str = "sdpa",
+        share_prompt: bool = True,
         total_steps: int = 0,
         zero: dict | None = None,
     ) -> None:
@@ -99,6 +101,8 @@ class TrainerRank:
         self.release()
         torch.manual_seed(self.seed)
         self.loss, self.settings = losses.LOSSES[loss], dict(settings)
+        # gradient checkpointing recomputes each layer without a KV cache: two full rows per pair then
+        self.share_prompt = share_prompt and not gradient_checkpointing
         torch_dtype = device.torch_dtype(dtype)
         common = dict(
             micro_batch=settings["micro_batch"],
@@ -148,8 +152,13 @@ class TrainerRank:
         device.empty_cache(self.device_type)
 
     # -- forward passes -------------------------------------------------------------------------
-    def _batch(self, items: list, pad_id: int, pairs: bool) -> dict:
-        batch = (collate_pairs if pairs else collate)(items, pad_id)
+    def _batch(self, items: list, pad_id: int, pairs: bool, referenced: bool = False) -> dict:
+        """Tensors of one micro-batch: pairs of a referenced-pairs loss in the shared-prompt layout
+        (model.share_prompt), other pairs as two full rows each, examples one row each."""
+        if referenced and self.share_prompt:
+            batch = collate_shared(items, pad_id)
+        else:
+            batch = (collate_pairs if pairs else collate)(items, pad_id)
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def _rewards(self, batch: dict) -> torch.Tensor:
@@ -176,7 +185,9 @@ class TrainerRank:
         loss = self.loss
         if loss.data == losses.REFERENCED_PAIRS and any(item.reference is None for item in items):
             raise ValueError(f"{loss.name} items need their reference log-probabilities first (with_reference)")
-        batch = self._batch(items, pad_id, pairs=loss.data != losses.EXAMPLES)
+        batch = self._batch(
+            items, pad_id, pairs=loss.data != losses.EXAMPLES, referenced=loss.data == losses.REFERENCED_PAIRS
+        )
         return loss.compute(losses.Batch(self.engine, batch, items, self.settings, lambda: self._rewards(batch)))
 
     @torch.no_grad()
@@ -186,8 +197,8 @@ class TrainerRank:
         DPO pass computes them once and every step and epoch reuses them."""
         out = []
         for items in micro_batches:
-            batch = self._batch(items, pad_id, pairs=True)
-            logprobs, mask = losses.response_logprobs(self.reference, batch)
+            batch = self._batch(items, pad_id, pairs=True, referenced=True)
+            logprobs, mask = losses.pair_logprobs(self.reference, batch)
             rows = [row[: int(m.sum())].tolist() for row, m in zip(logprobs.float(), mask)]
             n = len(items)
             out.append(list(zip(rows[:n], rows[n:])))
@@ -379,7 +390,10 @@ class TrainerRank:
 
 
 def _average(totals: dict, count: int, seconds: float) -> dict:
-    out = {k: v / max(count, 1) for k, v in totals.items() if k != "tokens"}
+    summed = ("tokens", "computed_tokens")  # counts add up over micro-batches; metrics average
+    out = {k: v / max(count, 1) for k, v in totals.items() if k not in summed}
     out["tokens"] = totals.get("tokens", 0)
+    if "computed_tokens" in totals:
+        out["computed_tokens"] = totals["computed_tokens"]
     out["seconds"] = seconds
     return out

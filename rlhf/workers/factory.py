@@ -87,6 +87,7 @@ def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
                 max_response_len=model.max_response_len,
                 trust_remote_code=model.trust_remote_code,
                 attention=str(model.attention),
+                share_prompt=model.share_prompt,
             ),
         ),
     )
