@@ -26,7 +26,6 @@ LEVERS = {  # name -> overrides on top of the model preset
     "baseline (2 ranks x 1 thread)": [],
     "1 rank x 2 threads": ["cluster.trainer.ranks=1", "cluster.trainer.threads=2", "cluster.trainer.cpus_per_rank=1"],
     "ZeRO-3 persistence threshold 1e5": ["device.zero.param_persistence_threshold=100000"],
-    "ZeRO-3 module granularity 1e6": ["device.zero.module_granularity_threshold=1000000"],
     "ZeRO-3 overlap_comm": ["device.zero.overlap_comm=true"],
     "micro-batch 2": ["online.micro_batch=2"],
     "gradient checkpointing, micro-batch 8": ["model.gradient_checkpointing=true", "online.micro_batch=8"],

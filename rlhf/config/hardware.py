@@ -81,11 +81,6 @@ class ZeroConfig:
     param_persistence_threshold: int = opt(0, "parameters with fewer elements stay whole on every rank (no gather)")
     prefetch_bucket_size: int = opt(50_000_000, "elements gathered ahead of the layer that needs them")
     max_live_parameters: int = opt(1_000_000_000, "gathered elements kept at once before release")
-    module_granularity_threshold: int = opt(
-        0,
-        "modules whose parameters / (1 + descendants) fall below this are fetched as one unit, with one "
-        "hook instead of one per submodule (DeepSpeed's stage3_module_granularity_threshold; 0 = off)",
-    )
     fused_optimizer: bool = opt(
         True,
         "CPU: torch's fused AdamW, one kernel over each flat fp32 shard (measured 13x faster per step than its "

@@ -57,7 +57,6 @@ def zero_section(zero: dict, device_type: str = "cpu", train: bool = True) -> di
         "stage3_param_persistence_threshold": zero.get("param_persistence_threshold", 0),
         "stage3_prefetch_bucket_size": zero.get("prefetch_bucket_size", 50_000_000),
         "stage3_max_live_parameters": zero.get("max_live_parameters", 1_000_000_000),
-        "stage3_module_granularity_threshold": zero.get("module_granularity_threshold", 0),
     }
     host = {"device": "cpu", "pin_memory": device.pin_host_memory(device_type)}
     if train and zero.get("offload_optimizer"):
