@@ -177,6 +177,23 @@ def test_merging_a_second_model(tmp_path):
     assert len(a["layout_scaling"]) == 2  # scaling rows come from the first model only
 
 
+def test_a_longer_run_of_the_same_model_leads_and_the_first_run_adds_what_it_lacks():
+    """The page from a run with more timed rounds (ours and TRL at its best) merged with the single-round
+    run that also measured TRL's default and K=8: the longer run's figures lead, the other adds rows."""
+    longer, single = synthetic(), synthetic()
+    longer["runs"] = longer["runs"][:2]  # ours and TRL's best
+    longer["hf_generate"][0]["tokens_per_s"] = 200.0
+    single["runs"][0]["rounds"].append({**_round(32, False, 30.0, 10, 4, 15, 1, 16000, 20000), "samples_per_speech": 8})
+    single["runs"][1] = {**single["runs"][1], "trl_setting": "default",
+                         "rounds": [_round(32, False, 90.0, 80, 1, 9, 0, 4000, 20000)]}
+    a = report.analyse(report.merge([longer, single]))
+    (c,) = a["comparisons"]
+    assert c["ours"]["round_seconds"] == pytest.approx(11.0) and c["trl"]["round_seconds"] == pytest.approx(33.0)
+    assert c["trl_default"]["round_seconds"] == pytest.approx(90.0)
+    assert [x["samples_per_speech"] for x in c["ours_more_samples"]] == [8]
+    assert [h["tokens_per_s"] for h in a["hf_generate"]] == [200.0]  # one baseline per model: the first file's
+
+
 def test_merged_sweep_adds_speech_counts():
     first, sweep = synthetic(), synthetic()
     sweep["runs"] = [{**sweep["runs"][0], "rounds": [_round(128, False, 40.0, 10, 3, 25, 1, 16000, 80000)]}]

@@ -58,7 +58,8 @@ def analyse(results: dict) -> dict:
     for model, info in models.items():
         params = info["params"]
         runs = [r for r in results["runs"] if r.get("model") == model]
-        head = next((r for r in runs if r["system"] == "ours" and (r["engines"], r["ranks"]) == head_layout), None)
+        heads = [r for r in runs if r["system"] == "ours" and (r["engines"], r["ranks"]) == head_layout]
+        head = heads[0] if heads else None
         peers = [r for r in runs if r["system"] == "trl"]
         # the comparison's peer: TRL at its best settings (an older results file has only TRL's default)
         peer = next((r for r in peers if r.get("trl_setting", "best") == "best"), None)
@@ -69,8 +70,11 @@ def analyse(results: dict) -> dict:
             row = {"model": model, "params": params, "dtype": info["dtype"], "speeches": first_m,
                    "ours": ours, "trl": trl,
                    "trl_default": summarise(default, first_m, params, peak) if default else None,
-                   "ours_more_samples": [x for k in sorted({r.get("samples_per_speech", 2) for r in head["rounds"]})
-                                         if k != 2 and (x := summarise(head, first_m, params, peak, k))]}
+                   # other K (not equal work): from the first run of the layout that has them (a merged file's)
+                   "ours_more_samples": [x for k in sorted({r.get("samples_per_speech", 2) for h in heads
+                                                            for r in h["rounds"]} - {2})
+                                         if (x := next((s for h in heads if (s := summarise(h, first_m, params,
+                                                                                               peak, k))), None))]}
             if trl:
                 row["speedup"] = trl["round_seconds"] / ours["round_seconds"]
                 # trained tokens per second of the train phase alone (both sides train the same pairs' tokens)
@@ -82,7 +86,6 @@ def analyse(results: dict) -> dict:
             out["comparisons"].append(row)
         if head and model == next(iter(models)):
             # every run of this layout (a merged sweep file adds speech counts); the first run with a value wins
-            heads = [r for r in runs if r["system"] == "ours" and (r["engines"], r["ranks"]) == head_layout]
             for m in sorted({r["speeches"] for h in heads for r in h["rounds"]}):
                 s = next((x for x in (summarise(h, m, params, peak) for h in heads) if x), None)
                 if s:
@@ -95,7 +98,7 @@ def analyse(results: dict) -> dict:
                         seen.add((run["engines"], run["ranks"]))
                         out["layout_scaling"].append(s)
         for hf in results.get("hf_generate", []):
-            if hf["model"] == model and ours:
+            if hf["model"] == model and ours and not any(h["model"] == model for h in out["hf_generate"]):
                 out["hf_generate"].append({**hf, "ours_generate_phase_tokens_per_s": ours["generate_phase_tokens_per_s"],
                                            "ratio": ours["generate_phase_tokens_per_s"] / max(hf["tokens_per_s"], 1e-9)})
     out["targets"] = targets(out)
@@ -154,8 +157,9 @@ def targets(a: dict) -> list[dict]:
 
 
 def merge(results: list[dict]) -> dict:
-    """Several results files as one: the first file's settings; later files add models (each run keeps
-    the matmul peak measured in its own process). Comparisons need the same first speeches value,
+    """Several results files as one: the first file's settings; later files add models, or runs of a
+    model the first file lacks (TRL's default row, other K), where the first file's runs, and its
+    plain-generate baseline, win (each run keeps the matmul peak measured in its own process). Comparisons need the same first speeches value,
     first layout and batch size."""
     import copy
 

@@ -100,8 +100,10 @@ def main(argv=None) -> int:
         merged["meta"]["report_command"] = "python -m rlhf.bench.report " + shlex.join(
             sys.argv[1:] if argv is None else argv)
         path = path.with_name(path.stem + "+" + "+".join(Path(r).stem for r in args.results[1:]) + ".json")
-        path.write_text(json.dumps(merged, indent=1))
     analysis = analyse(merged)
+    if len(loaded) > 1:
+        merged["headline"] = analysis["headline"]  # the page's headline, as the benchmark writes it
+        path.write_text(json.dumps(merged, indent=1))
     png = path.with_suffix(".png")
     plot(analysis, png)
     Path(args.doc).write_text(page(analysis, json_path=path, png_path=png, doc_path=Path(args.doc)))

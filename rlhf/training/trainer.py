@@ -276,9 +276,13 @@ class TrainerRank:
 
     def refresh_reference(self) -> None:
         """Copy the policy into the reference model. Both are partitioned identically under ZeRO-3,
-        so each rank copies its own shards: no gather needed."""
+        so each rank copies its own shards: no gather needed. A parameter kept whole on every rank
+        (device.zero.param_persistence_threshold) is read from its whole copy, which is copied too;
+        the policy's is current (DeepSpeed gathers those after every step)."""
         for ref_param, param in zip(self.reference.module.parameters(), self.engine.module.parameters()):
             ref_param.ds_tensor.data.copy_(param.ds_tensor.data)
+            if ref_param.data.numel() == ref_param.ds_numel and param.data.numel() == param.ds_numel:
+                ref_param.data.copy_(param.data)
 
     # -- weights out --------------------------------------------------------------------------------
     def gathered_buckets(self, bucket_bytes: int, to_cpu: bool = True):
