@@ -394,10 +394,6 @@ class TrainerRank:
 
 
 def _average(totals: dict, count: int, seconds: float) -> dict:
-    summed = ("tokens", "computed_tokens")  # counts add up over micro-batches; metrics average
-    out = {k: v / max(count, 1) for k, v in totals.items() if k not in summed}
-    out["tokens"] = totals.get("tokens", 0)
-    if "computed_tokens" in totals:
-        out["computed_tokens"] = totals["computed_tokens"]
-    out["seconds"] = seconds
-    return out
+    """Metrics averaged over micro-batches; token counts added up."""
+    counts = {"tokens": 0, **{k: v for k, v in totals.items() if k in ("tokens", "computed_tokens")}}
+    return {**{k: v / max(count, 1) for k, v in totals.items() if k not in counts}, **counts, "seconds": seconds}
