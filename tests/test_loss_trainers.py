@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 
 import pytest
 import ray
@@ -16,9 +17,11 @@ from rlhf.workers.ray_session import start_ray
 from tests.conftest import compose
 
 
-def test_ipo_trains_on_the_trainer_group(tiny_model_dir, tmp_path):
-    run = load_config(compose([f"run_dir={tmp_path}", "online.loss=ipo", "online.beta=0.5", "online.batch_size=8",
-                               "online.micro_batch=2", f"model.path={tiny_model_dir}"]))
+@contextmanager
+def loaded_group(tiny_model_dir, tmp_path, overrides: list[str]):
+    """8 random pairs and a 2-rank trainer group with the run's loss loaded, policy = reference."""
+    run = load_config(compose([f"run_dir={tmp_path}", "online.batch_size=8", "online.micro_batch=2",
+                               f"model.path={tiny_model_dir}", *overrides]))
     rng = random.Random(0)
     ids = lambda n: [rng.randrange(10, 400) for _ in range(n)]  # noqa: E731
     pairs = [EncodedPair(ids(6), ids(4), ids(4)) for _ in range(8)]
@@ -26,14 +29,19 @@ def test_ipo_trains_on_the_trainer_group(tiny_model_dir, tmp_path):
     group = trainer_group(run)
     try:
         group.load(run.online.loss, str(tiny_model_dir), run.online, reference_dir=str(tiny_model_dir))
+        yield group, pairs
+    finally:
+        group.shutdown()
+        ray.shutdown()
+
+
+def test_ipo_trains_on_the_trainer_group(tiny_model_dir, tmp_path):
+    with loaded_group(tiny_model_dir, tmp_path, ["online.loss=ipo", "online.beta=0.5"]) as (group, pairs):
         referenced, _ = group.with_reference(pairs, pad_id=0)
         before = group.evaluate(referenced, pad_id=0)
         for step in group.plan(referenced, epochs=3, seed=0):
             group.train_step(step, pad_id=0)
         after = group.evaluate(referenced, pad_id=0)
-    finally:
-        group.shutdown()
-        ray.shutdown()
     # policy == reference at first: margin 0, loss (0 - 1/(2 x 0.5))^2 = 1
     assert math.isclose(before["loss"], 1.0, rel_tol=1e-3) and abs(before["implicit_margin"]) < 1e-3
     assert after["loss"] < before["loss"] and after["implicit_margin"] > 0
@@ -44,15 +52,8 @@ def test_a_refreshed_reference_is_the_trained_policy(tiny_model_dir, tmp_path, p
     """online.refresh_reference: after some DPO steps the policy has moved from the reference; once
     refreshed, the reference's log-probabilities are the policy's (DPO's implicit margin is 0 again),
     whether the ranks keep the weights whole or sharded."""
-    run = load_config(compose([f"run_dir={tmp_path}", "online.batch_size=8", "online.micro_batch=2", "online.lr=1e-3",
-                               f"device.zero.param_persistence_threshold={persistence}", f"model.path={tiny_model_dir}"]))
-    rng = random.Random(0)
-    ids = lambda n: [rng.randrange(10, 400) for _ in range(n)]  # noqa: E731
-    pairs = [EncodedPair(ids(6), ids(4), ids(4)) for _ in range(8)]
-    start_ray(None, 2, None, False)
-    group = trainer_group(run)
-    try:
-        group.load("dpo", str(tiny_model_dir), run.online, reference_dir=str(tiny_model_dir))
+    overrides = ["online.loss=dpo", "online.lr=1e-3", f"device.zero.param_persistence_threshold={persistence}"]
+    with loaded_group(tiny_model_dir, tmp_path, overrides) as (group, pairs):
         referenced, _ = group.with_reference(pairs, pad_id=0)
         for step in group.plan(referenced, epochs=2, seed=0):
             group.train_step(step, pad_id=0)
@@ -60,8 +61,5 @@ def test_a_refreshed_reference_is_the_trained_policy(tiny_model_dir, tmp_path, p
         group.refresh_reference()
         refreshed, _ = group.with_reference(pairs, pad_id=0)
         after = group.evaluate(refreshed, pad_id=0)
-    finally:
-        group.shutdown()
-        ray.shutdown()
     assert trained["implicit_margin"] > 0.01
     assert abs(after["implicit_margin"]) < 1e-4 and math.isclose(after["loss"], math.log(2), rel_tol=1e-3)
