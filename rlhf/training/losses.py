@@ -133,7 +133,8 @@ def shared_prompt_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tens
     ).logits
     logits = torch.cat([prompt.logits[:, -1:].repeat_interleave(2, 0), responses[:, :-1]], dim=1)
     logprobs = token_logprobs(logits, response_ids)
-    order = torch.cat([torch.arange(0, logprobs.size(0), 2), torch.arange(1, logprobs.size(0), 2)])
+    rows = torch.arange(logprobs.size(0), device=logprobs.device)
+    order = torch.cat([rows[0::2], rows[1::2]])  # chosen rows (2i), then rejected (2i + 1)
     return logprobs[order], response_mask[order]
 
 
