@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import ray
 
 from rlhf.training.batching import accumulation_steps, plan_steps
+from rlhf.training.losses import COUNTS
 from rlhf.training.trainer import TrainerRank
 from rlhf.workers.group import Group, create_group, get_all
 
@@ -165,11 +166,8 @@ def planned_steps(items: int, optim: OptimConfig) -> int:
 
 def _mean(results: list[dict]) -> dict:
     keys = results[0].keys() if results else []
-    summed = ("tokens", "computed_tokens")
-    out = {k: sum(r[k] for r in results) / len(results) for k in keys if k not in (*summed, "seconds")}
+    out = {k: sum(r[k] for r in results) / len(results) for k in keys if k not in (*COUNTS, "seconds")}
     if results:
-        out["tokens"] = sum(r.get("tokens", 0) for r in results)
-        if "computed_tokens" in keys:
-            out["computed_tokens"] = sum(r["computed_tokens"] for r in results)
+        out.update({k: sum(r.get(k, 0) for r in results) for k in COUNTS if k == "tokens" or k in keys})
         out["seconds"] = max(r.get("seconds", 0.0) for r in results)
     return out

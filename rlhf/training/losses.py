@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 CAUSAL_LM, VALUE_HEAD = "causal_lm", "value_head"  # the model a loss trains
+COUNTS = ("tokens", "computed_tokens")  # metrics that add up over micro-batches and ranks; the rest average
 EXAMPLES, PAIRS, REFERENCED_PAIRS = "examples", "pairs", "referenced_pairs"  # the data it needs
 
 

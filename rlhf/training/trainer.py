@@ -395,5 +395,5 @@ class TrainerRank:
 
 def _average(totals: dict, count: int, seconds: float) -> dict:
     """Metrics averaged over micro-batches; token counts added up."""
-    counts = {"tokens": 0, **{k: v for k, v in totals.items() if k in ("tokens", "computed_tokens")}}
+    counts = {"tokens": 0, **{k: v for k, v in totals.items() if k in losses.COUNTS}}
     return {**{k: v / max(count, 1) for k, v in totals.items() if k not in counts}, **counts, "seconds": seconds}
