@@ -221,7 +221,7 @@ def _profile_side(seconds, fraction, **categories):
 
 
 def test_profile_goes_on_the_page_and_into_the_reasons(tmp_path):
-    from rlhf.bench.page import next_train_levers, profile_lines, profile_summary
+    from rlhf.bench.train_page import next_train_levers, profile_lines, profile_summary
 
     prof = {"model": "smollm2", "dtype": "bfloat16", "pairs": 32, "micro_batch": 4, "batch_size": 8,
             "metric_pairs": 8, "peak": {"bfloat16": {"flops_per_s": 2e12}},

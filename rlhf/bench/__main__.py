@@ -33,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds after start-up")
     p.add_argument("--batch", type=int, default=16, help="pairs (speeches) per optimizer step, both systems")
     p.add_argument("--micro", type=int, default=4, help="our pairs per rank per forward pass")
+    p.add_argument("--no-compile", action="store_true",
+                   help="our trainers without torch.compile (model.compile=false); TRL's compiled setting likewise")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
     p.add_argument("--trl-settings", default="best,default",
                    help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting) and/or "
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
             print(f"{model}: {results['models'][model]['params'] / 1e6:.1f} M parameters, {dtype}")
             speeches = args.speeches if index == 0 else args.speeches[:1]
             common = dict(model=model, policy=policy, reward=reward, dtype=dtype, batch_size=args.batch,
-                          micro_batch=args.micro, rounds=args.rounds, work_dir=work)
+                          micro_batch=args.micro, rounds=args.rounds, work_dir=work, compile=not args.no_compile)
             engines, ranks = args.layouts[0]
             results["runs"].append(with_load(ours.run_ours, engines=engines, ranks=ranks, speeches=speeches,
                                                  warmup=args.warmup, extra_k=args.k_extra if index == 0 else (),
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
             if not args.no_trl:
                 for setting in args.trl_settings:
                     results["runs"].append(with_load(run_peer, run, policy, reward, dtype, args, speeches[0], threads,
-                                                     work, gradient_checkpointing=setting == "default"))
+                                                     work, setting))
                     results["runs"][-1]["model"] = model
                     write(results, args, started)
                 results["hf_generate"].append(with_load(run_hf, run, policy, dtype, args, speeches[0], threads, model))
@@ -153,7 +155,8 @@ def with_load(fn, *args, **kwargs) -> dict:
     return out
 
 
-def run_peer(run, policy, reward, dtype, args, m, threads, work, gradient_checkpointing: bool = False):
+def run_peer(run, policy, reward, dtype, args, m, threads, work, setting: str = "best"):
+    """TRL under one of --trl-settings: best (checkpointing off), compiled (also torch_compile), default."""
     from rlhf.bench.trl_peer import run_trl
 
     _, run = compose_run([f"model={run.model.name}", f"model.path={policy}"])
@@ -162,7 +165,7 @@ def run_peer(run, policy, reward, dtype, args, m, threads, work, gradient_checkp
                    lr=run.online.lr, beta=run.online.beta, max_prompt_len=run.model.max_prompt_len,
                    max_new_tokens=run.model.max_response_len, temperature=run.online.temperature,
                    top_p=run.online.top_p, warmup=args.warmup, threads=threads, work_dir=work, seed=run.seed,
-                   gradient_checkpointing=gradient_checkpointing,
+                   gradient_checkpointing=setting == "default", torch_compile=setting == "compiled",
                    attention=str(run.model.attention))
 
 

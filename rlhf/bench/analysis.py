@@ -3,6 +3,7 @@ the targets; `merge` joins several results files. Everything on the page is comp
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from rlhf.bench.flops import mfu, train_flops
@@ -61,8 +62,10 @@ def analyse(results: dict) -> dict:
         heads = [r for r in runs if r["system"] == "ours" and (r["engines"], r["ranks"]) == head_layout]
         head = heads[0] if heads else None
         peers = [r for r in runs if r["system"] == "trl"]
-        # the comparison's peer: TRL at its best settings (an older results file has only TRL's default)
-        peer = next((r for r in peers if r.get("trl_setting", "best") == "best"), None)
+        # the comparison's peer: TRL at its best settings, the faster of those tried (checkpointing off, with
+        # and without torch_compile); an older results file has only TRL's default
+        tried = sorted((r for r in peers if r.get("trl_setting", "best") != "default"), key=lambda r: (summarise(r, first_m, params, peak) or {"round_seconds": math.inf})["round_seconds"])
+        peer, other = (tried + [None, None])[:2]
         default = next((r for r in peers if r.get("trl_setting") == "default"), None)
         ours = summarise(head, first_m, params, peak) if head else None
         trl = summarise(peer, first_m, params, peak) if peer else None
@@ -70,6 +73,7 @@ def analyse(results: dict) -> dict:
             row = {"model": model, "params": params, "dtype": info["dtype"], "speeches": first_m,
                    "ours": ours, "trl": trl,
                    "trl_default": summarise(default, first_m, params, peak) if default else None,
+                   "trl_other": summarise(other, first_m, params, peak) if other else None,
                    # other K (not equal work): from the first run of the layout that has them (a merged file's)
                    "ours_more_samples": [x for k in sorted({r.get("samples_per_speech", 2) for h in heads
                                                             for r in h["rounds"]} - {2})

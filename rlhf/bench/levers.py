@@ -36,6 +36,7 @@ LEVERS = {  # name -> overrides on top of the model preset
     "before: each pair's prompt run twice": ["model.share_prompt=false"],
     "before: ZeRO-3 gathers every parameter": ["device.zero.param_persistence_threshold=0"],
     "eager attention": ["model.attention=eager"],
+    "torch.compile": ["model.compile=true"],
 }
 
 

@@ -21,10 +21,11 @@ def layout_overrides(engines: int, ranks: int, cpus: int = 2) -> list[str]:
 
 def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, ranks: int, batch_size: int,
              micro_batch: int, speeches: list[int], rounds: int, warmup: int, work_dir: Path, seed: int = 0,
-             extra_k: tuple[int, ...] = ()) -> dict:
+             extra_k: tuple[int, ...] = (), compile: bool = True) -> dict:
     """Start the loop once for a layout; run `warmup` rounds, then `rounds` timed rounds for each
     speeches-per-round value at 2 samples per speech (TRL's setting), then, at the first speeches
     value, `rounds` more for each K in `extra_k` (K samples per speech: more work per round).
+    `compile`: model.compile (the trainers through torch.compile; the warm-up rounds compile).
     Returns start-up seconds and every timed round's record."""
     from omegaconf import OmegaConf
 
@@ -37,7 +38,8 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
                  "online.truncated=keep",  # TRL pairs every speech's two samples, cut or not: same pairs
                  f"online.batch_size={batch_size}", f"online.micro_batch={micro_batch}",
                  "online.save_every_round=false", "online.rounds=100000",
-                 f"online.speeches_per_round={speeches[0]}", *layout_overrides(engines, ranks)]
+                 f"online.speeches_per_round={speeches[0]}", f"model.compile={str(compile).lower()}",
+                 *layout_overrides(engines, ranks)]
     cfg, run = compose_run(overrides)
     start = time.perf_counter()
     pipeline = Pipeline(run, OmegaConf.to_container(cfg, resolve=True))

@@ -7,6 +7,15 @@ import os
 from pathlib import Path
 
 from rlhf.bench.analysis import TARGETS
+from rlhf.bench.train_page import (
+    best_lever,
+    lever_lines,
+    next_train_levers,
+    profile_lines,
+    profile_summary,
+    read_levers,
+    read_profile,
+)
 
 
 def _load(pair) -> str:
@@ -79,6 +88,10 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
               "checkpointing also turns off the KV cache during generation): "
               + "; ".join(f"`{k}={v}`" for k, v in peers[0].items()) + ". The default row differs only in "
               "`gradient_checkpointing=True` (and so `use_cache=False` in generation)."]
+        others = [c["trl_other"]["trl_settings"] for c in a["comparisons"] if (c.get("trl_other") or {}).get("trl_settings")]
+        if others:
+            L[-1] += (f" The other setting tried differs in `torch_compile={others[0].get('torch_compile')}` (the "
+                      "Trainer's own torch.compile of its training forward); the faster of the two is the peer.")
     L += ["", "Generated and trained tokens/s are per wall second of the whole round. Trained tokens are the "
           "non-padding tokens of the chosen and rejected sequences (prompt + response) the DPO updates run through. "
           "Start-up is reported apart from the rounds: ours = trainer group + vLLM engines + reward actor "
@@ -128,9 +141,9 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
             L.append(f"| {r['engines']} | {r['ranks']} | {_f(p['generate'])} | {_f(p['score'])} | {_f(p['train'])} | "
                      f"{_f(p['weight_sync'], 3)} | {_f(r['round_seconds'])} | {_f(r['startup_seconds'], 1)} |")
         L.append("")
-    levers = _levers(Path(json_path).parent / "levers.json")
+    levers = read_levers(Path(json_path).parent / "levers.json")
     L += lever_lines(levers, Path(json_path).parent / "levers.json")
-    profile = _profile(Path(json_path).parent / "profile.json")
+    profile = read_profile(Path(json_path).parent / "profile.json")
     L += profile_lines(profile, Path(json_path).parent / "profile.json")
     L += ["## Training arithmetic efficiency", "",
           "Model FLOPs of a round's updates = **8 x parameters x tokens the model runs** (policy forward + backward "
@@ -176,134 +189,8 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
 
 
 SYSTEM_ROWS = (("ours", "this project"), ("trl", "TRL OnlineDPOTrainer, best settings"),
+               ("trl_other", "TRL OnlineDPOTrainer, the other setting tried"),
                ("trl_default", "TRL OnlineDPOTrainer, its default"))
-
-
-def _levers(path: Path) -> list[dict]:
-    """The runs of `python -m rlhf.bench.levers` next to the results, if measured."""
-    import json
-
-    if not path.is_file():
-        return []
-    data = json.loads(path.read_text())
-    return [{"model": data.get("model"), "machine": data.get("machine"), **r} for r in data.get("runs", [])]
-
-
-def lever_lines(runs: list[dict], path: Path) -> list[str]:
-    """The train phase of one round under each lever (`python -m rlhf.bench.levers`)."""
-    if not runs:
-        return []
-    base = {r["code"]: r["seconds"] for r in runs if r["lever"].startswith("baseline")}
-    first = runs[0]
-    older = len({r["code"] for r in runs}) > 1
-    L = ["## Train-phase levers", "",
-         f"The train phase of one round alone: {first['pairs']} DPO pairs shaped like a round's "
-         f"(`{' '.join(first['base'])}`), one pass, on the real trainer group, best of the timed passes after one "
-         "warm-up pass; everything the phase does is timed (reference log-probabilities, steps, the metric "
-         "pass after them). Each lever changes the baseline by the overrides in the JSON; a lever named *before* puts back "
-         "a setting this code replaced, so its row is the before and the baseline the after. "
-         + ("*code* names the checkout that ran: the older one recomputes the reference in every step and runs "
-            "before/after evaluation passes over all pairs. " if older else "")
-         + f"From `python -m rlhf.bench.levers` ([`{path.name}`](../bench/results/{path.name}))"
-         + (f", on {first['machine']['cpus']} cores of {first['machine']['cpu_model'] or 'an unknown CPU'}."
-            if first.get("machine") else "."), "",
-         "| code | lever | seconds | trained tok/s | speed vs the baseline | load avg |", "|---|---|---|---|---|---|"]
-    for r in runs:
-        ratio = base.get(r["code"], 0) / r["seconds"] if r["seconds"] else 0
-        L.append(f"| {r['code']} | {r['lever']} | {r['seconds']:.1f} | {r['tokens_per_s']:,.0f} | "
-                 f"{ratio:.2f}x | {r.get('load_avg_1m', 0):.1f} |")
-    return L + [""]
-
-
-def _profile(path: Path) -> dict | None:
-    """The result of `python -m rlhf.bench.profile` next to the results, if measured."""
-    import json
-
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-PROFILE_SIDES = (("eager", "plain PyTorch, one unsharded copy"), ("compiled", "the same through torch.compile"),
-                 ("zero3", "this code's trainer rank, ZeRO-3, 1 rank"))
-
-
-def profile_lines(prof: dict | None, path: Path) -> list[str]:
-    """Where the train phase's time goes, per operator category (`python -m rlhf.bench.profile`)."""
-    if not prof:
-        return []
-    sides = [(name, label, prof["sides"][name]) for name, label in PROFILE_SIDES if name in prof["sides"]]
-    categories = sorted({k for _, _, side in sides for k in side["categories"]},
-                        key=lambda k: -max(side["categories"].get(k, 0.0) for _, _, side in sides))
-    L = ["## Where the train phase's time goes", "",
-         f"The levers' work ({prof['pairs']} pairs shaped like a round's, {prof['model']}, {prof['dtype']}, micro-batch "
-         f"{prof['micro_batch']}, {prof['batch_size']} pairs per step, a metric pass over {prof['metric_pairs']} "
-         "pairs after the steps), run in one process with 2 threads under torch's profiler: once on plain PyTorch (an unsharded "
-         "policy and reference, `torch.optim.AdamW(foreach=True)` on the bf16 weights), once on this code's "
-         "trainer rank (DeepSpeed ZeRO-3 in a world of 1: its per-module hooks, which gather nothing when every "
-         "parameter stays whole as on a CPU, and float32 master weights, no traffic between ranks). Seconds are each operator's own time in the profiled pass, summed by "
-         "category; *outside operators* is the rest of that pass (Python, the hooks' own code, the profiler). "
-         "The % of the bf16 peak uses the unprofiled pass and the peak measured in the same run "
-         f"({prof['peak']['bfloat16']['flops_per_s'] / 1e9:,.0f} GFLOP/s). "
-         f"From `python -m rlhf.bench.profile` ([`{path.name}`](../bench/results/{path.name}))"
-         + (f", {prof['date']}, on {prof['machine']['cpus']} cores of {prof['machine']['cpu_model'] or 'an unknown CPU'}."
-            if prof.get("machine") else "."), "",
-         "| category | " + " | ".join(f"{label} s | share" for _, label, _ in sides) + " |",
-         "|---|" + "---|---|" * len(sides)]
-    for key in categories:
-        cells = []
-        for _, _, side in sides:
-            total = sum(side["categories"].values())
-            value = side["categories"].get(key, 0.0)
-            cells += [f"{value:.2f}", f"{value / total:.0%}" if total else "-"]
-        L.append(f"| {key} | " + " | ".join(cells) + " |")
-    L.append("| **profiled pass** | " + " | ".join(f"**{side['profiled_seconds']:.2f}** | " for _, _, side in sides) + " |")
-    L.append("| unprofiled pass | " + " | ".join(f"{side['seconds']:.2f} | " for _, _, side in sides) + " |")
-    L.append("| **% of the bf16 peak** | " + " | ".join(f"**{side['fraction_of_bf16_peak']:.1%}** | "
-                                                       for _, _, side in sides) + " |")
-    return L + [""]
-
-
-def profile_summary(prof: dict | None) -> str:
-    """What the profile found (for the reasons below the targets), read off its JSON."""
-    if not prof or "zero3" not in prof["sides"]:
-        return ""
-    z = prof["sides"]["zero3"]
-    total = sum(z["categories"].values())
-    share = lambda k: z["categories"].get(k, 0.0) / total if total else 0.0  # noqa: E731
-    where = f" on {prof['machine']['cpu_model']}" if prof.get("machine") else ""
-    text = (f"A profile of the phase{where} (section above) puts {share('matmul'):.0%} of the trainer rank's time in "
-            f"matrix multiplies, {share('attention'):.0%} in attention, {share('log-softmax'):.0%} in the "
-            f"log-softmax, {share('optimizer'):.0%} in optimizer operators, {share('copies and casts'):.0%} in copies "
-            f"and casts, {share('elementwise and other operators'):.0%} in other element-wise operators and "
-            f"{share('outside operators'):.0%} outside any operator")
-    e, c = prof["sides"].get("eager"), prof["sides"].get("compiled")
-    if e:
-        extra = {k: z["categories"].get(k, 0.0) - e["categories"].get(k, 0.0) for k in z["categories"]}
-        top = sorted((k for k in extra if extra[k] > 0), key=lambda k: -extra[k])[:3]
-        text += (f". Plain PyTorch on the same work reaches {e['fraction_of_bf16_peak']:.1%} of that machine's bf16 "
-                 f"peak against the rank's {z['fraction_of_bf16_peak']:.1%}; the rank's extra "
-                 f"{z['seconds'] - e['seconds']:.1f} s ({z['seconds'] / e['seconds'] - 1:.0%}) is mostly "
-                 + ", ".join(f"{k} (+{extra[k]:.1f} s)" for k in top)
-                 + ": ZeRO-3's float32 master weights (the optimizer's element-wise passes over the flat shard, the "
-                 "casts to and from bf16) and its per-module hooks")
-    if c:
-        text += (f"; torch.compile of the plain model reached {c['fraction_of_bf16_peak']:.1%}, "
-                 f"{e['seconds'] / c['seconds']:.2f}x plain PyTorch" if e else "")
-    return text + ". "
-
-
-def next_train_levers(prof: dict | None) -> str:
-    """The next levers for the train phase, as far as the profile can name them."""
-    if not prof or "zero3" not in prof["sides"] or "eager" not in prof["sides"]:
-        return ("Next lever: a profile of the phase (`python -m rlhf.bench.profile`) to split its time between "
-                "matmuls, attention, the optimizer and ZeRO-3's hooks.")
-    z, e = prof["sides"]["zero3"], prof["sides"]["eager"]
-    attention = e["categories"].get("attention", 0.0) / max(sum(e["categories"].values()), 1e-9)
-    return (f"Next levers, in the order the profile ranks them: ZeRO-3's overhead over plain PyTorch "
-            f"({z['seconds'] / e['seconds']:.2f}x its time: the casts between float32 master weights and bf16, the "
-            "per-module hooks, the gradient and weight copies around each step), then attention "
-            f"({attention:.0%} of plain PyTorch's time, for a small share of the FLOPs; transformers' eager "
-            "attention instead of torch's CPU flash kernel was measured too: lever *eager attention*). Plain "
-            "PyTorch's own fraction of the peak bounds what removing ZeRO-3's overhead alone can reach.")
 
 
 def headline_lines(a: dict) -> list[str]:
@@ -318,16 +205,6 @@ def headline_lines(a: dict) -> list[str]:
             f"{h['train_fraction_of_bf16_peak']:.1%} of the bf16 matmul peak and {h['train_tokens_per_s_ratio_vs_trl']:.2f}x "
             f"TRL's trained tokens per second; generation {gen} plain `generate`; weight sync "
             f"{h['weight_sync_share']:.1%} of a round. (`headline` in the results JSON.)", ""]
-
-
-def best_lever(runs: list[dict]) -> tuple[dict, float] | None:
-    """The fastest lever of this code that is not a baseline or a setting it replaced, with its speed-up."""
-    base = next((r["seconds"] for r in runs if r["lever"].startswith("baseline") and r["code"] == "this code"), None)
-    tried = [r for r in runs if r["code"] == "this code" and not r["lever"].startswith(("baseline", "before"))]
-    if not base or not tried:
-        return None
-    best = min(tried, key=lambda r: r["seconds"])
-    return best, base / best["seconds"]
 
 
 def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = None) -> list[str]:

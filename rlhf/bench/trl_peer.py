@@ -23,9 +23,10 @@ from pathlib import Path
 def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[list], batch_size: int,
             lr: float, beta: float, max_prompt_len: int, max_new_tokens: int, temperature: float, top_p: float,
             warmup: int, threads: int, work_dir: Path, seed: int = 0, gradient_checkpointing: bool = False,
-            attention: str = "sdpa") -> dict:
+            attention: str = "sdpa", torch_compile: bool = False) -> dict:
     """`messages_per_round`: one list of chat prompts per round (warm-up rounds first). `attention`:
-    transformers' attn_implementation of its policy and reward model (the bench passes ours)."""
+    transformers' attn_implementation of its policy and reward model (the bench passes ours).
+    `torch_compile`: the Trainer's own setting (its training forward through torch.compile)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
@@ -53,7 +54,7 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
         max_length=max_prompt_len + max_new_tokens, temperature=temperature, top_p=top_p, top_k=0,
         use_cpu=True, bf16=dtype == "bfloat16", report_to="none", save_strategy="no", logging_steps=10**6,
         disable_tqdm=True, seed=seed, dataloader_num_workers=0, use_vllm=False,
-        gradient_checkpointing=gradient_checkpointing)
+        gradient_checkpointing=gradient_checkpointing, torch_compile=torch_compile)
     trainer = OnlineDPOTrainer(model=model, reward_funcs=reward_model, args=args,
                                train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                                reward_processing_classes=tokenizer)
@@ -106,7 +107,7 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
                        "tokens_generated": sum(s.get("tokens_generated", 0) for s in chunk),
                        "trained_tokens": sum(s.get("trained_tokens", 0) for s in chunk),
                        "samples": 2 * speeches, "pairs": speeches, "optimizer_steps": len(chunk)})
-        print(f"  trl {dtype} checkpointing={gradient_checkpointing} M={speeches}{' (warm-up)' if i < warmup else ''}: "
+        print(f"  trl {dtype} checkpointing={gradient_checkpointing} compile={torch_compile} M={speeches}{' (warm-up)' if i < warmup else ''}: "
               f"{wall:.2f}s {rounds[-1]['seconds']}",
               flush=True)
     import trl
@@ -115,8 +116,10 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
                 "bf16": dtype == "bfloat16", "torch_threads": threads, "per_device_train_batch_size": batch_size,
                 "gradient_accumulation_steps": 1, "learning_rate": lr, "lr_scheduler_type": "constant",
                 "beta": beta, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                "top_k": 0, "use_vllm": False, "completions_per_prompt": 2, "attn_implementation": attention}
-    return {"system": "trl", "trl_setting": "default" if gradient_checkpointing else "best", "settings": settings,
+                "top_k": 0, "use_vllm": False, "completions_per_prompt": 2, "attn_implementation": attention,
+                "torch_compile": torch_compile}
+    setting = "default" if gradient_checkpointing else "compiled" if torch_compile else "best"
+    return {"system": "trl", "trl_setting": setting, "settings": settings,
             "trl_version": trl.__version__, "dtype": dtype, "batch_size": batch_size,
             "startup_seconds": round(startup, 3), "train_call_seconds": round(total, 3), "rounds": rounds,
             "generation": "transformers generate (HF), in the trainer process", "threads": threads}

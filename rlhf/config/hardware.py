@@ -64,6 +64,11 @@ class ModelConfig:
         "attention kernel of the trainers and reward actors (transformers' attn_implementation): sdpa | eager "
         "(measured no faster on a CPU at 400 tokens: docs/benchmark.md, train-phase levers)",
     )
+    compile: bool = opt(
+        False,
+        "trainers run the policy and reference through torch.compile (inductor kernels, dynamic shapes): "
+        "faster steps after a one-time compile of minutes (docs/benchmark.md, train-phase levers)",
+    )
     require_preference_data: bool = opt(
         False,
         "the reward stage refuses to start without data.preference_path instead of training on counsel-chat "

@@ -20,15 +20,17 @@ def zero3_config(
     total_steps: int = 0,
     zero: dict | None = None,
     device_type: str = "cpu",
+    compile: bool = False,
 ) -> dict:
     """ZeRO stage 3: parameters, gradients and optimizer state sharded across the trainer ranks.
     `train=False` gives a frozen, sharded inference engine (the DPO reference model). Which AdamW
-    (fused on GPUs, torch's on CPUs) is the device module's choice."""
+    (fused on GPUs, torch's on CPUs) is the device module's choice. `compile`: no replaced linear
+    function (rlhf.training.compiling)."""
     config = {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": accumulation,
         "train_batch_size": micro_batch * accumulation * world_size,
-        "zero_optimization": zero_section(zero or {}, device_type, train),
+        "zero_optimization": {**zero_section(zero or {}, device_type, train), "memory_efficient_linear": not compile},
         "bf16": {"enabled": dtype == "bfloat16"},
         "fp16": {"enabled": dtype == "float16"},
         "steps_per_print": 10**9,

@@ -37,6 +37,7 @@ class TrainerGroup:
         self.gradient_checkpointing = run.model.gradient_checkpointing
         self.attention = str(run.model.attention)
         self.share_prompt = run.model.share_prompt
+        self.compile = run.model.compile
         self.zero = vars(run.device.zero)
         self.offload = run.offload_trainer_states  # device.zero.offload_states, resolved
         self.optim: OptimConfig | None = None
@@ -63,6 +64,7 @@ class TrainerGroup:
             gradient_checkpointing=self.gradient_checkpointing,
             attention=self.attention,
             share_prompt=self.share_prompt,
+            compile=self.compile,
             total_steps=total_steps,
             zero=self.zero,
         )

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 
 from rlhf import device
-from rlhf.training import losses, offload
+from rlhf.training import compiling, losses, offload
 from rlhf.training.batching import collate, collate_pairs, collate_shared
 from rlhf.training.deepspeed_config import zero3_config
 
@@ -86,12 +86,14 @@ class TrainerRank:
         gradient_checkpointing: bool = False,
         attention: str = "sdpa",
         share_prompt: bool = True,
+        compile: bool = False,
         total_steps: int = 0,
         zero: dict | None = None,
     ) -> None:
         """Build the DeepSpeed engine(s) for a stage, replacing any previous stage's: the model the
         loss trains (rlhf.training.losses) and, for losses on referenced pairs, a frozen ZeRO-3
-        reference. `settings` is the stage's config section (lr, micro_batch, beta, ...)."""
+        reference. `settings` is the stage's config section (lr, micro_batch, beta, ...); `compile`:
+        both through torch.compile (model.compile)."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
         from transformers.integrations import HfDeepSpeedConfig
@@ -104,18 +106,9 @@ class TrainerRank:
         # gradient checkpointing recomputes each layer without a KV cache: two full rows per pair then
         self.share_prompt = share_prompt and not gradient_checkpointing
         torch_dtype = device.torch_dtype(dtype)
-        common = dict(
-            micro_batch=settings["micro_batch"],
-            accumulation=accumulation,
-            world_size=self.world_size,
-            lr=settings["lr"],
-            weight_decay=settings["weight_decay"],
-            grad_clip=settings["grad_clip"],
-            dtype=dtype,
-            zero=zero,
-            device_type=self.device_type,
-        )
-
+        common = {k: settings[k] for k in ("micro_batch", "lr", "weight_decay", "grad_clip")}
+        common.update(accumulation=accumulation, world_size=self.world_size, dtype=dtype, zero=zero)
+        common.update(device_type=self.device_type, compile=compile)
         train_config = zero3_config(
             **common, warmup_steps=settings["warmup_steps"], schedule=settings["schedule"], total_steps=total_steps
         )
@@ -143,6 +136,8 @@ class TrainerRank:
             ref_model.config.use_cache = False
             self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)
             self.reference.eval()
+        for engine in [e for e in (self.engine, self.reference) if e is not None and compile]:
+            compiling.compile_engine(engine)
         self.device = device.torch_device(self.device_type)
 
     def release(self) -> None:

@@ -1,0 +1,36 @@
+"""torch.compile under DeepSpeed ZeRO-3 (model.compile), for ranks that hold every parameter whole.
+
+ZeRO-3 hooks every submodule to gather its weights before its forward and release them after;
+torch.compile has to break its graph at each hook, and the pieces left between hooks are too small
+to gain from generated kernels (and recompile for every weight shape). When every parameter is
+persistent (device.zero.param_persistence_threshold above the largest weight: ZeRO-3 keeps it whole
+on each rank and gathers it again after each optimizer step), the hooks have nothing to gather, so
+they are removed, as DeepSpeed's own compiler does before it takes over the gathers, and the model
+compiles as a few large graphs. Gradients, fp32 master weights and optimizer states stay sharded:
+the gradient hooks on the parameters are kept. DeepSpeed's replacement of torch's linear function
+is off with it (zero3_config's `compile`)."""
+
+from __future__ import annotations
+
+
+def compile_engine(engine) -> None:
+    """Compile a ZeRO-3 engine's module in place (dynamic shapes: each micro-batch has its own
+    padded width; the first passes compile). Raises ValueError when a parameter is partitioned."""
+    from deepspeed.runtime.zero.parameter_offload import DeepSpeedZeRoOffload
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+
+    params = list(engine.module.parameters())
+    partitioned = [p for p in params if not getattr(p, "ds_persist", False)]
+    if partitioned:
+        raise ValueError(
+            f"model.compile needs every parameter whole on each rank, but {len(partitioned)} are partitioned "
+            f"(the largest has {max(p.ds_numel for p in partitioned):,} elements): set "
+            "device.zero.param_persistence_threshold above it, or model.compile=false"
+        )
+    optimizer = engine.optimizer  # a trained engine's ZeRO-3 optimizer, or a frozen one's parameter offload
+    offload = optimizer if isinstance(optimizer, DeepSpeedZeRoOffload) else optimizer.parameter_offload
+    offload._remove_module_hooks()  # noqa: SLF001 - DeepSpeed's compiler removes them the same way
+    missing = [p for p in params if p.ds_status != ZeroParamStatus.AVAILABLE]
+    if missing:
+        missing[0].all_gather(missing)
+    engine.compile(compile_kwargs={"dynamic": True})
