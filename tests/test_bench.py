@@ -7,6 +7,7 @@ import pytest
 from rlhf.bench import report
 from rlhf.bench.flops import mfu, train_flops
 from rlhf.bench.ours import layout_overrides
+from rlhf.bench.page import page
 
 
 def _round(m, warmup, wall, gen, score, train, sync, generated, trained):
@@ -156,6 +157,23 @@ def test_layout_overrides_fit_two_cores(engines, ranks):
 
 
 @pytest.mark.slow
+def test_the_faster_of_trls_best_settings_is_the_peer_and_the_other_a_row_beside_it(tmp_path):
+    """TRL is tried with checkpointing off with and without its torch_compile: whichever ran faster
+    is the peer (here the compiled one), the other gets its own row, and the headline says which."""
+    results = synthetic()
+    best = results["runs"][1]
+    best.update(trl_setting="best", settings={"gradient_checkpointing": False, "torch_compile": False})
+    compiled = {**best, "trl_setting": "compiled", "settings": {"gradient_checkpointing": False, "torch_compile": True},
+                "rounds": [dict(r, round_seconds=r["round_seconds"] / 1.5) for r in best["rounds"]]}
+    results["runs"].append(compiled)
+    a = report.analyse(results)
+    (c,) = a["comparisons"]
+    assert c["trl"]["round_seconds"] == pytest.approx(22.0) and c["trl_other"]["round_seconds"] == pytest.approx(33.0)
+    assert c["speedup"] == pytest.approx(2.0) and a["headline"]["trl_torch_compile"] is True
+    text = page(a, json_path=tmp_path / "t.json", png_path=tmp_path / "t.png", doc_path=tmp_path / "b.md")
+    assert "the other setting tried" in text and "`torch_compile=False`" in text
+
+
 def test_quick_benchmark_runs(tmp_path):
     from rlhf.bench.__main__ import main
 

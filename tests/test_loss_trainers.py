@@ -18,8 +18,8 @@ from tests.conftest import compose
 
 
 @contextmanager
-def loaded_group(tiny_model_dir, tmp_path, overrides: list[str]):
-    """8 random pairs and a 2-rank trainer group with the run's loss loaded, policy = reference."""
+def loaded_group(tiny_model_dir, tmp_path, overrides: list[str], loss: str | None = None):
+    """8 random pairs and a 2-rank trainer group with `loss` (default: the run's) loaded, policy = reference."""
     run = load_config(compose([f"run_dir={tmp_path}", "online.batch_size=8", "online.micro_batch=2",
                                f"model.path={tiny_model_dir}", *overrides]))
     rng = random.Random(0)
@@ -28,7 +28,7 @@ def loaded_group(tiny_model_dir, tmp_path, overrides: list[str]):
     start_ray(None, 2, None, False)
     group = trainer_group(run)
     try:
-        group.load(run.online.loss, str(tiny_model_dir), run.online, reference_dir=str(tiny_model_dir))
+        group.load(loss or run.online.loss, str(tiny_model_dir), run.online, reference_dir=str(tiny_model_dir))
         yield group, pairs
     finally:
         group.shutdown()
@@ -72,14 +72,15 @@ def test_a_compiled_trainer_group_trains_as_the_uncompiled_one(tiny_model_dir, t
     still reach the sharded optimizer."""
     results = {}
     for compiled in (False, True):
-        overrides = [f"online.loss={loss}", "online.lr=1e-3", f"model.compile={compiled}"]
-        with loaded_group(tiny_model_dir, tmp_path, overrides) as (group, pairs):
+        overrides = ["online.lr=1e-3", f"model.compile={compiled}"]
+        with loaded_group(tiny_model_dir, tmp_path, overrides, loss) as (group, pairs):
             if loss == "dpo":
                 pairs, _ = group.with_reference(pairs, pad_id=0)
             before = group.evaluate(pairs, pad_id=0)
             for step in group.plan(pairs, epochs=2, seed=0):
                 group.train_step(step, pad_id=0)
             results[compiled] = before, group.evaluate(pairs, pad_id=0)
+            assert ray.get([a.compiled.remote() for a in group.actors]) == [compiled, compiled]
     (before, after), (_, compiled_after) = results[False], results[True]
     assert after["loss"] < before["loss"] - 0.01  # the steps moved the model
     assert math.isclose(compiled_after["loss"], after["loss"], rel_tol=1e-3, abs_tol=1e-5)

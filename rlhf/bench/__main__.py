@@ -34,11 +34,12 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16, help="pairs (speeches) per optimizer step, both systems")
     p.add_argument("--micro", type=int, default=4, help="our pairs per rank per forward pass")
     p.add_argument("--no-compile", action="store_true",
-                   help="our trainers without torch.compile (model.compile=false); TRL's compiled setting likewise")
+                   help="our trainers without torch.compile (model.compile=false)")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
-    p.add_argument("--trl-settings", default="best,default",
-                   help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting) and/or "
-                        "default (TRL's gradient_checkpointing=True); the first is the comparison's peer")
+    p.add_argument("--trl-settings", default="best,compiled,default",
+                   help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting), compiled "
+                        "(the same with the Trainer's torch_compile) and/or default (TRL's gradient_checkpointing=True); "
+                        "the faster of best and compiled is the comparison's peer")
     p.add_argument("--k-extra", default="8", help="our rounds also at these samples per speech (comma list; '' = none), "
                                                    "first model and speeches value, reported beside the equal-work rows")
     p.add_argument("--name", help="results name (default quick / full)")
@@ -53,6 +54,8 @@ def parse_args(argv=None):
     args.dtypes = {**DEFAULT_DTYPE, **dict(d.split("=", 1) for d in args.dtype)}
     args.name = args.name or ("quick" if args.quick else "full")
     args.trl_settings = [x for x in args.trl_settings.split(",") if x]
+    if set(args.trl_settings) - {"best", "compiled", "default"}:
+        p.error(f"--trl-settings {args.trl_settings}: expected a comma list of best, compiled, default")
     args.k_extra = tuple(int(x) for x in args.k_extra.split(",") if x)
     return args
 

@@ -62,6 +62,10 @@ class TrainerRank:
     def pid(self) -> int:
         return os.getpid()
 
+    def compiled(self) -> bool:
+        """Whether the trained model runs through torch.compile (model.compile)."""
+        return bool(self.engine is not None and self.engine.is_compiled)
+
     def partitions(self) -> dict:
         """What this rank holds of the trained model: DeepSpeed's ZeRO stage and, per parameter,
         (name, full size, elements held here, elements materialised outside a gather). Under
