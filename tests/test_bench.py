@@ -260,6 +260,23 @@ def test_profile_goes_on_the_page_and_into_the_reasons(tmp_path):
     assert "python -m rlhf.bench.profile" in next_train_levers(None)
 
 
+def test_with_compiled_sides_the_reasons_compare_what_the_benchmark_runs():
+    """The benchmark runs the rank with model.compile: when both compiled sides were profiled, the
+    reasons compare the compiled rank with compiled plain PyTorch and quote the uncompiled pair."""
+    from rlhf.bench.train_page import next_train_levers, profile_summary
+
+    prof = {"sides": {"eager": _profile_side(30.0, 0.2, matmul=20.0), "zero3": _profile_side(40.0, 0.15, matmul=20.0),
+                      "compiled": _profile_side(20.0, 0.3, matmul=15.0, attention=5.0),
+                      "zero3_compiled": _profile_side(25.0, 0.24, matmul=15.0, **{"copies and casts": 5.0})}}
+    summary = profile_summary(prof)
+    assert "of the trainer rank with model.compile's time" in summary
+    assert "Plain PyTorch through torch.compile on the same work reaches 30.0%" in summary
+    assert "extra 5.0 s (25%) is mostly copies and casts (+5.0 s)" in summary and "per-module hooks" not in summary
+    assert "Without torch.compile the rank reached 15.0% and plain PyTorch 20.0%" in summary
+    levers = next_train_levers(prof)
+    assert "over plain PyTorch through torch.compile (1.25x its time" in levers and "25% of plain PyTorch through" in levers
+
+
 @pytest.mark.slow
 def test_profile_runs_on_the_real_trainer_rank(tmp_path):
     """The profiler tool on the tiny model: a real ZeRO-3 rank and plain PyTorch, in its own process

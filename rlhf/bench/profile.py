@@ -8,7 +8,7 @@ each side in this process once to warm up, once timed and once under torch's pro
 - **eager**: the model in plain PyTorch, an unsharded copy with AdamW on its own weights, the same
   losses and micro-batches: the most this code could get from removing ZeRO-3's overhead;
 - **compiled** (with `--sides`): the eager side through torch.compile, what generated kernels buy;
-- **ZeRO-3**: a real TrainerRank, DeepSpeed ZeRO-3 at world size 1 (the *1 rank x 2 threads*
+- **ZeRO-3** (and, with `--sides`, **zero3_compiled**: the same with model.compile): a real TrainerRank, DeepSpeed ZeRO-3 at world size 1 (the *1 rank x 2 threads*
   layout: no traffic between ranks, but every gather/release hook and the fp32 master weights).
 
 Each operator's own time (self CPU time) is put in a category (matmul, attention, log-softmax, ...);
@@ -103,8 +103,9 @@ def profiled(run_pass) -> dict:
             "top_operators": [{"name": n, "self_s": s, "calls": c} for n, s, c in top[:15]]}
 
 
-def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) -> dict:
-    """The real trainer rank, alone in a ZeRO-3 world of one (gloo on this host)."""
+def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, compiled: bool = False) -> dict:
+    """The real trainer rank, alone in a ZeRO-3 world of one (gloo on this host); `compiled`: with
+    model.compile (the warm-up pass compiles)."""
     import torch
 
     from rlhf.training.batching import accumulation_steps
@@ -118,7 +119,8 @@ def zero3_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int) ->
     rank.init_process_group("127.0.0.1", port)
     rank.load("dpo", policy, settings=asdict(optim), accumulation=accumulation_steps(optim, 1),
               dtype=run.device.dtype, reference_dir=policy, gradient_checkpointing=run.model.gradient_checkpointing,
-              attention=str(run.model.attention), share_prompt=run.model.share_prompt, zero=vars(run.device.zero))
+              attention=str(run.model.attention), share_prompt=run.model.share_prompt, zero=vars(run.device.zero),
+              compile=compiled)
     micro = optim.micro_batch
 
     def reference(items):
@@ -207,12 +209,13 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="smollm2", help="model preset; its converted or built checkpoint is used")
     p.add_argument("--pairs", type=int, default=32, help="pairs in the round (default 32, as the levers)")
     p.add_argument("--sides", default="eager,zero3",
-                   help="comma list of eager, compiled (plain PyTorch through torch.compile), zero3")
+                   help="comma list of eager, compiled (plain PyTorch through torch.compile), zero3, zero3_compiled "
+                        "(the trainer rank with model.compile)")
     p.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "profile.json"))
     args = p.parse_args(argv)
-    unknown = set(args.sides.split(",")) - {"eager", "compiled", "zero3"}
+    unknown = set(args.sides.split(",")) - {"eager", "compiled", "zero3", "zero3_compiled"}
     if unknown:
-        p.error(f"unknown --sides {sorted(unknown)}; expected eager, compiled, zero3")
+        p.error(f"unknown --sides {sorted(unknown)}; expected eager, compiled, zero3, zero3_compiled")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -232,9 +235,11 @@ def main(argv=None) -> int:
               "computed_tokens": computed, "share_prompt": run.model.share_prompt,
               "params": params, "metric_pairs": metric_pairs, "micro_batch": run.online.micro_batch,
               "batch_size": run.online.batch_size, "base": base, "sides": {}}
-    sides = {"eager": eager_side, "compiled": lambda *a: eager_side(*a, compiled=True), "zero3": zero3_side}
-    # ZeRO-3 last: DeepSpeed replaces torch's linear function in the process when it loads
-    for name in sorted(args.sides.split(","), key=lambda n: n == "zero3"):
+    sides = {"eager": eager_side, "compiled": lambda *a: eager_side(*a, compiled=True), "zero3": zero3_side,
+             "zero3_compiled": lambda *a: zero3_side(*a, compiled=True)}
+    # ZeRO-3 last, compiled first: without model.compile DeepSpeed replaces torch's linear function in the
+    # process when it loads
+    for name in sorted(args.sides.split(","), key=lambda n: (n.startswith("zero3"), n == "zero3")):
         side = sides[name]
         log.info("profiling the train phase: %s", name)
         out = side(run, policy, pairs, 0, metric_pairs)

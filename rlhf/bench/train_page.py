@@ -22,7 +22,8 @@ def lever_lines(runs: list[dict], path: Path) -> list[str]:
         return []
     base = {r["code"]: r["seconds"] for r in runs if r["lever"].startswith("baseline")}
     first = runs[0]
-    older = len({r["code"] for r in runs}) > 1
+    older = any(not r["code"].startswith("this code") for r in runs)
+    groups = len({r["code"] for r in runs}) > 1
     L = ["## Train-phase levers", "",
          f"The train phase of one round alone: {first['pairs']} DPO pairs shaped like a round's "
          f"(`{' '.join(first['base'])}`), one pass, on the real trainer group, best of the timed passes after one "
@@ -31,6 +32,8 @@ def lever_lines(runs: list[dict], path: Path) -> list[str]:
          "a setting this code replaced, so its row is the before and the baseline the after. "
          + ("*code* names the checkout that ran: the older one recomputes the reference in every step and runs "
             "before/after evaluation passes over all pairs. " if older else "")
+         + ("Each *code* group is one run of the tool with its own baseline: a lever's speed is against the "
+            "baseline of its group. " if groups else "")
          + f"From `python -m rlhf.bench.levers` ([`{path.name}`](../bench/results/{path.name}))"
          + (f", on {first['machine']['cpus']} cores of {first['machine']['cpu_model'] or 'an unknown CPU'}."
             if first.get("machine") else "."), "",
@@ -50,7 +53,19 @@ def read_profile(path: Path) -> dict | None:
 
 
 PROFILE_SIDES = (("eager", "plain PyTorch, one unsharded copy"), ("compiled", "the same through torch.compile"),
-                 ("zero3", "this code's trainer rank, ZeRO-3, 1 rank"))
+                 ("zero3", "this code's trainer rank, ZeRO-3, 1 rank"),
+                 ("zero3_compiled", "the same rank with model.compile"))
+
+
+def compared(prof: dict) -> tuple[dict, dict, bool] | None:
+    """(the trainer rank's side, plain PyTorch's side, compiled?): the compiled pair when both were
+    profiled (what the benchmark runs), else the eager pair."""
+    sides = prof["sides"]
+    if "zero3_compiled" in sides and "compiled" in sides:
+        return sides["zero3_compiled"], sides["compiled"], True
+    if "zero3" in sides and "eager" in sides:
+        return sides["zero3"], sides["eager"], False
+    return None
 
 
 def profile_lines(prof: dict | None, path: Path) -> list[str]:
@@ -91,46 +106,57 @@ def profile_lines(prof: dict | None, path: Path) -> list[str]:
 
 def profile_summary(prof: dict | None) -> str:
     """What the profile found (for the reasons below the targets), read off its JSON."""
-    if not prof or "zero3" not in prof["sides"]:
+    pair = compared(prof) if prof else None
+    if not pair:
         return ""
-    z = prof["sides"]["zero3"]
+    z, e, compiled = pair
     total = sum(z["categories"].values())
     share = lambda k: z["categories"].get(k, 0.0) / total if total else 0.0  # noqa: E731
     where = f" on {prof['machine']['cpu_model']}" if prof.get("machine") else ""
-    text = (f"A profile of the phase{where} (section above) puts {share('matmul'):.0%} of the trainer rank's time in "
+    plain = "plain PyTorch through torch.compile" if compiled else "plain PyTorch"
+    rank = "the trainer rank with model.compile" if compiled else "the trainer rank"
+    text = (f"A profile of the phase{where} (section above) puts {share('matmul'):.0%} of {rank}'s time in "
             f"matrix multiplies, {share('attention'):.0%} in attention, {share('log-softmax'):.0%} in the "
             f"log-softmax, {share('optimizer'):.0%} in optimizer operators, {share('copies and casts'):.0%} in copies "
-            f"and casts, {share('elementwise and other operators'):.0%} in other element-wise operators and "
+            f"and casts, {share('generated kernels'):.0%} in generated kernels, "
+            f"{share('elementwise and other operators'):.0%} in other element-wise operators and "
             f"{share('outside operators'):.0%} outside any operator")
-    e, c = prof["sides"].get("eager"), prof["sides"].get("compiled")
-    if e:
-        extra = {k: z["categories"].get(k, 0.0) - e["categories"].get(k, 0.0) for k in z["categories"]}
-        top = sorted((k for k in extra if extra[k] > 0), key=lambda k: -extra[k])[:3]
-        text += (f". Plain PyTorch on the same work reaches {e['fraction_of_bf16_peak']:.1%} of that machine's bf16 "
-                 f"peak against the rank's {z['fraction_of_bf16_peak']:.1%}; the rank's extra "
-                 f"{z['seconds'] - e['seconds']:.1f} s ({z['seconds'] / e['seconds'] - 1:.0%}) is mostly "
-                 + ", ".join(f"{k} (+{extra[k]:.1f} s)" for k in top)
-                 + ": ZeRO-3's float32 master weights (the optimizer's element-wise passes over the flat shard, the "
-                 "casts to and from bf16) and its per-module hooks")
-    if c:
-        text += (f"; torch.compile of the plain model reached {c['fraction_of_bf16_peak']:.1%}, "
-                 f"{e['seconds'] / c['seconds']:.2f}x plain PyTorch" if e else "")
+    extra = {k: z["categories"].get(k, 0.0) - e["categories"].get(k, 0.0) for k in z["categories"]}
+    top = sorted((k for k in extra if extra[k] > 0), key=lambda k: -extra[k])[:3]
+    text += (f". {plain[0].upper() + plain[1:]} on the same work reaches {e['fraction_of_bf16_peak']:.1%} of that "
+             f"machine's bf16 peak against the rank's {z['fraction_of_bf16_peak']:.1%}; the rank's extra "
+             f"{z['seconds'] - e['seconds']:.1f} s ({z['seconds'] / e['seconds'] - 1:.0%}) is mostly "
+             + ", ".join(f"{k} (+{extra[k]:.1f} s)" for k in top)
+             + ": ZeRO-3's float32 master weights (the optimizer's element-wise passes over the flat shard, the "
+             "casts to and from bf16, the gradient copies into the shard)"
+             + ("" if compiled else " and its per-module hooks"))
+    uncompiled = prof["sides"].get("zero3"), prof["sides"].get("eager")
+    if compiled and all(uncompiled):
+        text += (f". Without torch.compile the rank reached {uncompiled[0]['fraction_of_bf16_peak']:.1%} and plain "
+                 f"PyTorch {uncompiled[1]['fraction_of_bf16_peak']:.1%}")
+    elif not compiled and prof["sides"].get("compiled"):
+        c = prof["sides"]["compiled"]
+        text += f"; torch.compile of the plain model reached {c['fraction_of_bf16_peak']:.1%}, {e['seconds'] / c['seconds']:.2f}x plain PyTorch"
     return text + ". "
 
 
 def next_train_levers(prof: dict | None) -> str:
     """The next levers for the train phase, as far as the profile can name them."""
-    if not prof or "zero3" not in prof["sides"] or "eager" not in prof["sides"]:
+    pair = compared(prof) if prof else None
+    if not pair:
         return ("Next lever: a profile of the phase (`python -m rlhf.bench.profile`) to split its time between "
                 "matmuls, attention, the optimizer and ZeRO-3's hooks.")
-    z, e = prof["sides"]["zero3"], prof["sides"]["eager"]
+    z, e, compiled = pair
+    plain = "plain PyTorch through torch.compile" if compiled else "plain PyTorch"
     attention = e["categories"].get("attention", 0.0) / max(sum(e["categories"].values()), 1e-9)
-    return (f"Next levers, in the order the profile ranks them: ZeRO-3's overhead over plain PyTorch "
-            f"({z['seconds'] / e['seconds']:.2f}x its time: the casts between float32 master weights and bf16, the "
-            "per-module hooks, the gradient and weight copies around each step), then attention "
-            f"({attention:.0%} of plain PyTorch's time, for a small share of the FLOPs; transformers' eager "
-            "attention instead of torch's CPU flash kernel was measured too: lever *eager attention*). Plain "
-            "PyTorch's own fraction of the peak bounds what removing ZeRO-3's overhead alone can reach.")
+    return (f"Next levers, in the order the profile ranks them: ZeRO-3's overhead over {plain} "
+            f"({z['seconds'] / e['seconds']:.2f}x its time: the casts between float32 master weights and bf16, "
+            + ("" if compiled else "the per-module hooks, ")
+            + "the gradient and weight copies around each step), then attention "
+            f"({attention:.0%} of {plain}'s time, for a small share of the FLOPs; transformers' eager "
+            "attention instead of torch's CPU flash kernel was measured too: lever *eager attention*). "
+            f"{plain[0].upper() + plain[1:]}'s own fraction of the peak bounds what removing ZeRO-3's overhead alone "
+            "can reach.")
 
 
 def best_lever(runs: list[dict]) -> tuple[dict, float] | None:
