@@ -204,9 +204,12 @@ def test_a_longer_run_of_the_same_model_leads_and_the_first_run_adds_what_it_lac
     single["runs"][0]["rounds"].append({**_round(32, False, 30.0, 10, 4, 15, 1, 16000, 20000), "samples_per_speech": 8})
     single["runs"][1] = {**single["runs"][1], "trl_setting": "default",
                          "rounds": [_round(32, False, 90.0, 80, 1, 9, 0, 4000, 20000)]}
+    # a luckier single TRL round in the other file is not the peer: TRL as measured beside the leading run is
+    single["runs"].append({**longer["runs"][1], "trl_setting": "best", "rounds": [_round(32, False, 20.0, 10, 1, 9, 0, 4000, 20000)]})
     a = report.analyse(report.merge([longer, single]))
     (c,) = a["comparisons"]
     assert c["ours"]["round_seconds"] == pytest.approx(11.0) and c["trl"]["round_seconds"] == pytest.approx(33.0)
+    assert c["trl_other"] is None
     assert c["trl_default"]["round_seconds"] == pytest.approx(90.0)
     assert [x["samples_per_speech"] for x in c["ours_more_samples"]] == [8]
     assert [h["tokens_per_s"] for h in a["hf_generate"]] == [200.0]  # one baseline per model: the first file's

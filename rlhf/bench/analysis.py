@@ -64,7 +64,10 @@ def analyse(results: dict) -> dict:
         peers = [r for r in runs if r["system"] == "trl"]
         # the comparison's peer: TRL at its best settings, the faster of those tried (checkpointing off, with
         # and without torch_compile); an older results file has only TRL's default
-        tried = sorted((r for r in peers if r.get("trl_setting", "best") != "default"), key=lambda r: (summarise(r, first_m, params, peak) or {"round_seconds": math.inf})["round_seconds"])
+        # (of a merged file: the TRL runs measured beside our leading run)
+        source = [r for r in peers if r.get("file", 0) == (head or {}).get("file", 0)] or peers
+        tried = sorted((r for r in source if r.get("trl_setting", "best") != "default"),
+                       key=lambda r: (summarise(r, first_m, params, peak) or {"round_seconds": math.inf})["round_seconds"])
         peer, other = (tried + [None, None])[:2]
         default = next((r for r in peers if r.get("trl_setting") == "default"), None)
         ours = summarise(head, first_m, params, peak) if head else None
@@ -164,7 +167,7 @@ def targets(a: dict) -> list[dict]:
 def merge(results: list[dict]) -> dict:
     """Several results files as one: the first file's settings; later files add models, or runs of a
     model the first file lacks (TRL's default row, other K), where the first file's runs, and its
-    plain-generate baseline, win (each run keeps the matmul peak measured in its own process). Comparisons need the same first speeches value,
+    plain-generate baseline, win (each run notes its `file`: the peer is TRL as measured beside the leading run) (each run keeps the matmul peak measured in its own process). Comparisons need the same first speeches value,
     first layout and batch size."""
     import copy
 
@@ -174,11 +177,12 @@ def merge(results: list[dict]) -> dict:
     base["meta"]["merged_commands"] = []
     for run in base["runs"]:
         run.setdefault("peak", base["peak"])
-    for other in results[1:]:
+        run["file"] = 0
+    for index, other in enumerate(results[1:], 1):
         if key(other) != key(base):
             raise ValueError("results to merge need the same first speeches value, first layout and batch size")
         base["meta"]["merged_commands"].append({"command": other["meta"]["command"], "date": other["meta"]["date"]})
         base["models"].update(other["models"])
-        base["runs"] += [{**run, "peak": other["peak"]} for run in other["runs"]]
+        base["runs"] += [{**run, "peak": other["peak"], "file": index} for run in other["runs"]]
         base["hf_generate"] += other.get("hf_generate", [])
     return base
