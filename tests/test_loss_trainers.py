@@ -81,6 +81,9 @@ def test_a_compiled_trainer_group_trains_as_the_uncompiled_one(tiny_model_dir, t
                 group.train_step(step, pad_id=0)
             results[compiled] = before, group.evaluate(pairs, pad_id=0)
             assert ray.get([a.compiled.remote() for a in group.actors]) == [compiled, compiled]
+            # gathering the full weights (as the weight sync does) leaves them partitioned; the next pass gathers
+            ray.get([a.full_state_dict.remote() for a in group.actors])
+            assert group.evaluate(pairs, pad_id=0)["loss"] == pytest.approx(results[compiled][1]["loss"], rel=1e-5)
     (before, after), (_, compiled_after) = results[False], results[True]
     assert after["loss"] < before["loss"] - 0.01  # the steps moved the model
     assert math.isclose(compiled_after["loss"], after["loss"], rel_tol=1e-3, abs_tol=1e-5)

@@ -30,7 +30,14 @@ def compile_engine(engine) -> None:
     optimizer = engine.optimizer  # a trained engine's ZeRO-3 optimizer, or a frozen one's parameter offload
     offload = optimizer if isinstance(optimizer, DeepSpeedZeRoOffload) else optimizer.parameter_offload
     offload._remove_module_hooks()  # noqa: SLF001 - DeepSpeed's compiler removes them the same way
-    missing = [p for p in params if p.ds_status != ZeroParamStatus.AVAILABLE]
-    if missing:
-        missing[0].all_gather(missing)
+
+    def whole(*_) -> None:
+        """Gather what was partitioned since the last forward: leaving deepspeed.zero.GatheredParameters
+        (the weight sync, saving) partitions even persistent weights, and no hook gathers them now."""
+        missing = [p for p in params if p.ds_status != ZeroParamStatus.AVAILABLE]
+        if missing:
+            missing[0].all_gather(missing)
+
+    whole()
+    engine.register_forward_pre_hook(whole)  # on the engine, outside the compiled module: runs eagerly
     engine.compile(compile_kwargs={"dynamic": True})
