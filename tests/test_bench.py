@@ -172,6 +172,7 @@ def test_the_faster_of_trls_best_settings_is_the_peer_and_the_other_a_row_beside
     assert c["speedup"] == pytest.approx(2.0) and a["headline"]["trl_torch_compile"] is True
     text = page(a, json_path=tmp_path / "t.json", png_path=tmp_path / "t.png", doc_path=tmp_path / "b.md")
     assert "the other setting tried" in text and "`torch_compile=False`" in text
+    assert "Warm-up rounds, not timed" in text and "this project (tiny) 99.0 s" in text  # where compiling happens
 
 
 def test_quick_benchmark_runs(tmp_path):

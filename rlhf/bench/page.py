@@ -92,6 +92,11 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
         if others:
             L[-1] += (f" The other setting tried differs in `torch_compile={others[0].get('torch_compile')}` (the "
                       "Trainer's own torch.compile of its training forward); the faster of the two is the peer.")
+    warm = [(f"{label} ({c['model']})", c[name]["warmup_seconds"]) for c in a["comparisons"]
+            for name, label in SYSTEM_ROWS if (c.get(name) or {}).get("warmup_seconds")]
+    if warm:
+        L += ["", "Warm-up rounds, not timed (torch.compile compiles in them, where a side compiles): "
+              + "; ".join(f"{label} " + ", ".join(f"{x:.1f} s" for x in xs) for label, xs in warm) + "."]
     L += ["", "Generated and trained tokens/s are per wall second of the whole round. Trained tokens are the "
           "non-padding tokens of the chosen and rejected sequences (prompt + response) the DPO updates run through. "
           "Start-up is reported apart from the rounds: ours = trainer group + vLLM engines + reward actor "
