@@ -156,7 +156,6 @@ def test_layout_overrides_fit_two_cores(engines, ranks):
     assert (run.cluster.generator.engines, run.cluster.trainer.ranks) == (engines, ranks)
 
 
-@pytest.mark.slow
 def test_the_faster_of_trls_best_settings_is_the_peer_and_the_other_a_row_beside_it(tmp_path):
     """TRL is tried with checkpointing off with and without its torch_compile: whichever ran faster
     is the peer (here the compiled one), the other gets its own row, and the headline says which."""
@@ -175,6 +174,7 @@ def test_the_faster_of_trls_best_settings_is_the_peer_and_the_other_a_row_beside
     assert "Warm-up rounds, not timed" in text and "this project (tiny) 99.0 s" in text  # where compiling happens
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs(tmp_path):
     from rlhf.bench.__main__ import main
 
