@@ -307,3 +307,12 @@ def test_levers_of_two_machines_never_share_a_file(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(out), "--levers", "micro-batch 2"])
     assert exit_info.value.code == 2
+
+
+def test_a_lever_measured_without_compile_says_so_when_the_run_compiled():
+    from rlhf.bench.train_page import untried_with
+
+    eager = {"overrides": ["model.attention=eager"]}
+    assert "measured without model.compile" in untried_with(eager, {"overrides": ["model.compile=true"]})
+    assert untried_with(eager, {"overrides": ["model.compile=false"]}) == ""
+    assert untried_with({"overrides": ["model.compile=true"]}, {"overrides": ["model.compile=true"]}) == ""

@@ -41,6 +41,7 @@ def summarise(run: dict, speeches: int, params: int, peak: dict, samples: int = 
         "weight_sync_share": phases["weight_sync"] / wall if wall else 0.0,
         "optimizer_steps": mean("optimizer_steps"), "pairs": mean("pairs"),
         "startup_seconds": run.get("startup_seconds"), "load_avg_1m": run.get("load_avg_1m"),
+        "overrides": run.get("overrides", []),
         "warmup_seconds": [r["round_seconds"] for r in run["rounds"] if r["speeches"] == speeches and r["warmup"]
                            and r.get("samples_per_speech", 2) == samples],
         "train_flops": train_flops(params, int(computed)),

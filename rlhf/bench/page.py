@@ -15,6 +15,7 @@ from rlhf.bench.train_page import (
     profile_summary,
     read_levers,
     read_profile,
+    untried_with,
 )
 
 
@@ -226,7 +227,8 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
             if found:
                 lever, speedup = found
                 line += (f"The best measured lever, *{lever['lever']}* (`{' '.join(lever['overrides'])}`), makes "
-                         f"the train phase {speedup:.2f}x faster (lever table), which would put it near "
+                         f"the train phase {speedup:.2f}x faster (lever table{untried_with(lever, c['ours'])}), "
+                         "which would put it near "
                          f"{mfu * speedup:.1%}"
                          + (": no setting measured here closes the gap. "
                             if mfu * speedup < TARGETS["train_fraction_of_bf16_peak"] else ". "))
@@ -263,7 +265,8 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
                     lever, speedup = found
                     faster = o["round_seconds"] - o["phases"]["train"] * (1 - 1 / speedup)
                     enough = t["round_seconds"] / faster >= TARGETS["rounds_per_hour_vs_trl"]
-                    line += (f" Next lever: *{lever['lever']}* (lever table, {speedup:.2f}x on the train phase) "
+                    line += (f" Next lever: *{lever['lever']}* (lever table, {speedup:.2f}x on the train phase"
+                             f"{untried_with(lever, c['ours'])}) "
                              f"would make the round about {faster:.1f} s, {t['round_seconds'] / faster:.2f}x TRL's "
                              "rounds per hour" + (": enough on its own." if enough else ": not enough on its own."))
         if o["weight_sync_share"] >= TARGETS["weight_sync_share"]:

@@ -167,3 +167,10 @@ def best_lever(runs: list[dict]) -> tuple[dict, float] | None:
         return None
     best = min(tried, key=lambda r: r["seconds"])
     return best, base / best["seconds"]
+
+
+def untried_with(lever: dict, run: dict) -> str:
+    """A caveat when the run used torch.compile (model.compile) and the lever was measured without it."""
+    if "model.compile=true" in run.get("overrides", []) and "model.compile=true" not in lever.get("overrides", []):
+        return " (measured without model.compile, which this run uses: its gain with it is not measured)"
+    return ""
