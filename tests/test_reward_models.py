@@ -91,6 +91,21 @@ def test_a_shared_prompt_scores_like_full_sequences(reward_dir):
     assert shared.score(items) == pytest.approx(scorer(reward_dir).score(items), abs=1e-5)
 
 
+def test_a_compiled_scorer_scores_like_the_eager_one(reward_dir):
+    """model.compile in the reward actors: the backbone runs through torch.compile (dynamic shapes),
+    over batches of other sizes and widths, with the eager rewards."""
+    items = [ITEMS[0], (ITEMS[0][0], "ok"), ITEMS[1], (ITEMS[0][0], "Tell me more."), ITEMS[2]]
+    compiled = RewardScorer(str(reward_dir), device_type="cpu", threads=1, dtype="float32", batch_size=4,
+                            system_prompt="Be kind.", max_prompt_len=128, max_response_len=64,
+                            share_prompt=True, compile=True)
+    assert compiled.model.base_model._compiled_call_impl is not None  # noqa: SLF001 - what .compile() sets
+    eager = scorer(reward_dir)
+    for batch in (items, items[1:4], ITEMS):
+        assert compiled.score(batch) == pytest.approx(eager.score(batch), abs=1e-4)
+    assert compiled.score_texts(["Be kind. I feel low. Tell me more."]) == pytest.approx(
+        eager.score_texts(["Be kind. I feel low. Tell me more."]), abs=1e-4)
+
+
 def test_reward_is_read_at_the_last_real_token_whatever_the_padding(reward_dir):
     scores = scorer(reward_dir)
     alone = [scores.score([item])[0] for item in ITEMS]

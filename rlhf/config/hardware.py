@@ -66,8 +66,9 @@ class ModelConfig:
     )
     compile: bool = opt(
         False,
-        "trainers run the policy and reference through torch.compile (inductor kernels, dynamic shapes): "
-        "faster steps after a one-time compile of minutes (docs/benchmark.md, train-phase levers)",
+        "trainers run the policy and reference, reward actors their reward model, through torch.compile "
+        "(inductor kernels, dynamic shapes): faster steps and scoring after a one-time compile of minutes "
+        "(docs/benchmark.md, train-phase levers)",
     )
     require_preference_data: bool = opt(
         False,

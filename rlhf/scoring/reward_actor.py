@@ -27,6 +27,7 @@ class RewardScorer:
         trust_remote_code: bool = False,
         attention: str = "sdpa",
         share_prompt: bool = False,
+        compile: bool = False,
     ):
         from transformers import AutoTokenizer
 
@@ -38,6 +39,8 @@ class RewardScorer:
             model_dir, device.torch_dtype(dtype), trust_remote_code, attention
         )
         self.model.to(self.device)
+        if compile:  # model.compile: the backbone every scoring path runs through (the head is one matmul)
+            self.model.base_model.compile(dynamic=True)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token

@@ -88,6 +88,7 @@ def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
                 trust_remote_code=model.trust_remote_code,
                 attention=str(model.attention),
                 share_prompt=model.share_prompt,
+                compile=model.compile,
             ),
         ),
     )
