@@ -174,6 +174,26 @@ def test_the_faster_of_trls_best_settings_is_the_peer_and_the_other_a_row_beside
     assert "Warm-up rounds, not timed" in text and "this project (tiny) 99.0 s" in text  # where compiling happens
 
 
+
+def test_trl_is_tried_with_another_attention_and_the_page_names_what_differs(tmp_path):
+    """--trl-settings compiled:sdpa runs TRL with its own attention; the page says what the other run changed."""
+    from rlhf.bench.__main__ import parse_args
+
+    args = parse_args(["--trl-settings", "compiled,compiled:sdpa"])
+    assert args.attention == "eager" and args.trl_settings == ["compiled", "compiled:sdpa"]
+    for bad in ("compiled:flash", "fast"):
+        with pytest.raises(SystemExit):
+            parse_args(["--trl-settings", bad])
+    results = synthetic()
+    eager = results["runs"][1]
+    eager.update(trl_setting="compiled", settings={"torch_compile": True, "attn_implementation": "eager"})
+    results["runs"].append({**eager, "settings": {"torch_compile": True, "attn_implementation": "sdpa"},
+                            "rounds": [dict(r, round_seconds=r["round_seconds"] * 1.5) for r in eager["rounds"]]})
+    text = page(report.analyse(results), json_path=tmp_path / "t.json", png_path=tmp_path / "t.png",
+                doc_path=tmp_path / "b.md")
+    assert "differs in `attn_implementation=sdpa` (transformers' attention kernel)" in text
+    assert "`torch_compile=" not in text.split("differs in")[1].split(";")[0]
+
 @pytest.mark.slow
 def test_quick_benchmark_runs(tmp_path):
     from rlhf.bench.__main__ import main

@@ -17,6 +17,7 @@ from rlhf.bench.common import REPO_ROOT, compose_run, machine
 
 # tiny: the default config's fp32; small and smollm2: bf16, the fast path on this CPU
 DEFAULT_DTYPE = {"tiny": "float32", "small": "bfloat16", "smollm2": "bfloat16"}
+ATTENTIONS = ("eager", "sdpa")  # model.attention's choices
 
 
 def parse_args(argv=None):
@@ -35,11 +36,15 @@ def parse_args(argv=None):
     p.add_argument("--micro", type=int, default=4, help="our pairs per rank per forward pass")
     p.add_argument("--no-compile", action="store_true",
                    help="our trainers without torch.compile (model.compile=false)")
+    p.add_argument("--attention", default="eager", choices=ATTENTIONS,
+                   help="transformers' attention kernel (attn_implementation) of both systems' models and of plain "
+                        "generate: eager (default: through torch.compile, faster than sdpa on a CPU) or sdpa")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
     p.add_argument("--trl-settings", default="best,compiled,default",
                    help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting), compiled "
                         "(the same with the Trainer's torch_compile) and/or default (TRL's gradient_checkpointing=True); "
-                        "the faster of best and compiled is the comparison's peer")
+                        "SETTING:ATTENTION runs one with another attention than --attention (e.g. compiled:sdpa); "
+                        "the fastest run other than default is the comparison's peer")
     p.add_argument("--k-extra", default="8", help="our rounds also at these samples per speech (comma list; '' = none), "
                                                    "first model and speeches value, reported beside the equal-work rows")
     p.add_argument("--name", help="results name (default quick / full)")
@@ -54,8 +59,10 @@ def parse_args(argv=None):
     args.dtypes = {**DEFAULT_DTYPE, **dict(d.split("=", 1) for d in args.dtype)}
     args.name = args.name or ("quick" if args.quick else "full")
     args.trl_settings = [x for x in args.trl_settings.split(",") if x]
-    if set(args.trl_settings) - {"best", "compiled", "default"}:
-        p.error(f"--trl-settings {args.trl_settings}: expected a comma list of best, compiled, default")
+    for setting in args.trl_settings:
+        name, _, attention = setting.partition(":")
+        if name not in ("best", "compiled", "default") or (attention and attention not in ATTENTIONS):
+            p.error(f"--trl-settings {setting!r}: expected best, compiled or default, optionally :sdpa or :eager")
     args.k_extra = tuple(int(x) for x in args.k_extra.split(",") if x)
     return args
 
@@ -104,7 +111,8 @@ def main(argv=None) -> int:
             print(f"{model}: {results['models'][model]['params'] / 1e6:.1f} M parameters, {dtype}")
             speeches = args.speeches if index == 0 else args.speeches[:1]
             common = dict(model=model, policy=policy, reward=reward, dtype=dtype, batch_size=args.batch,
-                          micro_batch=args.micro, rounds=args.rounds, work_dir=work, compile=not args.no_compile)
+                          micro_batch=args.micro, rounds=args.rounds, work_dir=work, compile=not args.no_compile,
+                          attention=args.attention)
             engines, ranks = args.layouts[0]
             results["runs"].append(with_load(ours.run_ours, engines=engines, ranks=ranks, speeches=speeches,
                                                  warmup=args.warmup, extra_k=args.k_extra if index == 0 else (),
@@ -159,17 +167,19 @@ def with_load(fn, *args, **kwargs) -> dict:
 
 
 def run_peer(run, policy, reward, dtype, args, m, threads, work, setting: str = "best"):
-    """TRL under one of --trl-settings: best (checkpointing off), compiled (also torch_compile), default."""
+    """TRL under one of --trl-settings: best (checkpointing off), compiled (also torch_compile), default;
+    with its own attention after a colon, else --attention."""
     from rlhf.bench.trl_peer import run_trl
 
     _, run = compose_run([f"model={run.model.name}", f"model.path={policy}"])
     messages, _, _ = _round_messages(run, m, args.warmup + args.rounds)
+    name, _, attention = setting.partition(":")
     return run_trl(policy=policy, reward=reward, dtype=dtype, messages_per_round=messages, batch_size=args.batch,
                    lr=run.online.lr, beta=run.online.beta, max_prompt_len=run.model.max_prompt_len,
                    max_new_tokens=run.model.max_response_len, temperature=run.online.temperature,
                    top_p=run.online.top_p, warmup=args.warmup, threads=threads, work_dir=work, seed=run.seed,
-                   gradient_checkpointing=setting == "default", torch_compile=setting == "compiled",
-                   attention=str(run.model.attention))
+                   gradient_checkpointing=name == "default", torch_compile=name == "compiled",
+                   attention=attention or args.attention)
 
 
 def run_hf(run, policy, dtype, args, m, threads, model):
@@ -180,7 +190,7 @@ def run_hf(run, policy, dtype, args, m, threads, model):
     out = hf_generate(policy=policy, dtype=dtype, prompts=ids[0], n=2, max_new_tokens=run.model.max_response_len,
                       temperature=run.online.temperature, batch_size=2 * args.batch, threads=threads,
                       pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
-                      attention=str(run.model.attention))
+                      attention=args.attention)
     print(f"  hf generate {model} {dtype}: {out['tokens_per_s']:.0f} tokens/s", flush=True)
     return {"model": model, "dtype": dtype, "speeches": m, **out}
 

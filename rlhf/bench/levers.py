@@ -37,6 +37,7 @@ LEVERS = {  # name -> overrides on top of the model preset
     "before: ZeRO-3 gathers every parameter": ["device.zero.param_persistence_threshold=0"],
     "eager attention": ["model.attention=eager"],
     "torch.compile": ["model.compile=true"],
+    "torch.compile + eager attention": ["model.compile=true", "model.attention=eager"],
 }
 
 

@@ -21,11 +21,12 @@ def layout_overrides(engines: int, ranks: int, cpus: int = 2) -> list[str]:
 
 def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, ranks: int, batch_size: int,
              micro_batch: int, speeches: list[int], rounds: int, warmup: int, work_dir: Path, seed: int = 0,
-             extra_k: tuple[int, ...] = (), compile: bool = True) -> dict:
+             extra_k: tuple[int, ...] = (), compile: bool = True, attention: str = "eager") -> dict:
     """Start the loop once for a layout; run `warmup` rounds, then `rounds` timed rounds for each
     speeches-per-round value at 2 samples per speech (TRL's setting), then, at the first speeches
     value, `rounds` more for each K in `extra_k` (K samples per speech: more work per round).
-    `compile`: model.compile (the trainers through torch.compile; the warm-up rounds compile).
+    `compile`: model.compile (trainers and reward actors through torch.compile; the warm-up rounds compile).
+    `attention`: model.attention (eager: through torch.compile, faster than sdpa on a CPU).
     Returns start-up seconds and every timed round's record."""
     from omegaconf import OmegaConf
 
@@ -39,6 +40,7 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
                  f"online.batch_size={batch_size}", f"online.micro_batch={micro_batch}",
                  "online.save_every_round=false", "online.rounds=100000",
                  f"online.speeches_per_round={speeches[0]}", f"model.compile={str(compile).lower()}",
+                 f"model.attention={attention}",
                  *layout_overrides(engines, ranks)]
     cfg, run = compose_run(overrides)
     start = time.perf_counter()

@@ -91,8 +91,9 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
               "`gradient_checkpointing=True` (and so `use_cache=False` in generation)."]
         others = [c["trl_other"]["trl_settings"] for c in a["comparisons"] if (c.get("trl_other") or {}).get("trl_settings")]
         if others:
-            L[-1] += (f" The other setting tried differs in `torch_compile={others[0].get('torch_compile')}` (the "
-                      "Trainer's own torch.compile of its training forward); the faster of the two is the peer.")
+            differ = [f"`{k}={v}`" + OTHER_NOTES.get(k, "") for k, v in others[0].items() if peers[0].get(k) != v]
+            L[-1] += (f" The other setting tried differs in {', '.join(differ) or 'nothing'}; the faster of the two "
+                      "is the peer.")
     warm = [(f"{label} ({c['model']})", c[name]["warmup_seconds"]) for c in a["comparisons"]
             for name, label in SYSTEM_ROWS if (c.get(name) or {}).get("warmup_seconds")]
     if warm:
@@ -194,6 +195,8 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
     return "\n".join(L)
 
 
+OTHER_NOTES = {"torch_compile": " (the Trainer's own torch.compile of its training forward)",
+               "attn_implementation": " (transformers' attention kernel)"}
 SYSTEM_ROWS = (("ours", "this project"), ("trl", "TRL OnlineDPOTrainer, best settings"),
                ("trl_other", "TRL OnlineDPOTrainer, the other setting tried"),
                ("trl_default", "TRL OnlineDPOTrainer, its default"))
