@@ -189,8 +189,10 @@ def test_trl_is_tried_with_another_attention_and_the_page_names_what_differs(tmp
     eager.update(trl_setting="compiled", settings={"torch_compile": True, "attn_implementation": "eager"})
     results["runs"].append({**eager, "settings": {"torch_compile": True, "attn_implementation": "sdpa"},
                             "rounds": [dict(r, round_seconds=r["round_seconds"] * 1.5) for r in eager["rounds"]]})
-    text = page(report.analyse(results), json_path=tmp_path / "t.json", png_path=tmp_path / "t.png",
-                doc_path=tmp_path / "b.md")
+    a = report.analyse(results)
+    assert a["headline"]["trl_attention"] == "eager"  # the faster run's
+    text = page(a, json_path=tmp_path / "t.json", png_path=tmp_path / "t.png", doc_path=tmp_path / "b.md")
+    assert "torch_compile on, eager attention):**" in text
     assert "differs in `attn_implementation=sdpa` (transformers' attention kernel)" in text
     assert "`torch_compile=" not in text.split("differs in")[1].split(";")[0]
 

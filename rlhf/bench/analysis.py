@@ -129,6 +129,7 @@ def headline(a: dict) -> dict | None:
             "rounds_per_hour_ratio_vs_trl": c["speedup"],
             "trl_gradient_checkpointing": bool((t.get("trl_settings") or {}).get("gradient_checkpointing", True)),
             "trl_torch_compile": bool((t.get("trl_settings") or {}).get("torch_compile", False)),
+            "trl_attention": (t.get("trl_settings") or {}).get("attn_implementation"),
             "train_fraction_of_bf16_peak": o["train_mfu_vs_bf16_peak"],
             "train_tokens_per_s_ratio_vs_trl": c["train_phase_tokens_ratio"],
             "generation_ratio_vs_hf_generate": gen, "weight_sync_share": o["weight_sync_share"]}

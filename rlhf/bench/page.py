@@ -210,7 +210,8 @@ def headline_lines(a: dict) -> list[str]:
     return ["## Headline", "",
             f"**{h['model']} ({h['dtype']}), {h['speeches']} speeches per round, equal work, against TRL at its best "
             f"settings (gradient checkpointing {'on' if h['trl_gradient_checkpointing'] else 'off'}"
-            f"{', torch_compile on' if h.get('trl_torch_compile') else ''}):** "
+            f"{', torch_compile on' if h.get('trl_torch_compile') else ''}"
+            f"{', ' + h['trl_attention'] + ' attention' if h.get('trl_attention') else ''}):** "
             f"{h['rounds_per_hour_ratio_vs_trl']:.2f}x TRL's rounds per hour; train phase at "
             f"{h['train_fraction_of_bf16_peak']:.1%} of the bf16 matmul peak and {h['train_tokens_per_s_ratio_vs_trl']:.2f}x "
             f"TRL's trained tokens per second; generation {gen} plain `generate`; weight sync "

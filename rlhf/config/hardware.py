@@ -62,7 +62,7 @@ class ModelConfig:
     attention: Attention = opt(
         Attention.sdpa,
         "attention kernel of the trainers and reward actors (transformers' attn_implementation): sdpa | eager "
-        "(measured no faster on a CPU at 400 tokens: docs/benchmark.md, train-phase levers)",
+        "(eager is faster through model.compile on a CPU at 400 tokens: docs/benchmark.md, train-phase levers)",
     )
     compile: bool = opt(
         False,
