@@ -51,6 +51,24 @@ def test_token_logprobs_are_log_softmax_at_the_target():
     assert logp[0, 2].item() == pytest.approx(math.log(0.5), abs=1e-6)
 
 
+def test_compiled_logprobs_give_the_eager_values_and_gradients(monkeypatch):
+    """model.compile swaps the losses' log-softmax for its torch.compile form: same values and
+    gradients, over logits of several shapes (dynamic: no recompile per width)."""
+    monkeypatch.setattr(losses, "_logprobs", losses._logprobs)  # restored after the test
+    losses.compile_logprobs()
+    assert losses._logprobs is not losses.token_logprobs
+    for shape in ((2, 5, 64), (3, 7, 64)):
+        logits = torch.randn(*shape, dtype=torch.bfloat16)
+        targets = torch.randint(0, shape[-1], shape[:2])
+        grads = []
+        for fn in (losses.token_logprobs, losses._logprobs):
+            x = logits.clone().requires_grad_()
+            (fn(x, targets) * torch.linspace(0, 1, shape[1])).sum().backward()
+            grads.append((fn(x, targets).detach(), x.grad))
+        assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+        assert torch.allclose(grads[0][1].float(), grads[1][1].float(), atol=1e-2)
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])  # model.attention: either kernel masks the padding
 def test_response_logprobs_of_a_padded_batch_equal_each_sequence_alone(tiny_model_dir, attention):
     """Prompts padded on the left, responses on the right, logits only for the response columns:

@@ -8,9 +8,12 @@ on each rank and gathers it again after each optimizer step), the hooks have not
 they are removed, as DeepSpeed's own compiler does before it takes over the gathers, and the model
 compiles as a few large graphs. Gradients, fp32 master weights and optimizer states stay sharded:
 the gradient hooks on the parameters are kept. DeepSpeed's replacement of torch's linear function
-is off with it (zero3_config's `compile`)."""
+is off with it (zero3_config's `compile`). The losses' log-softmax over the logits, which runs
+outside the module, is compiled too (losses.compile_logprobs)."""
 
 from __future__ import annotations
+
+from rlhf.training import losses
 
 
 def compile_engine(engine) -> None:
@@ -41,3 +44,4 @@ def compile_engine(engine) -> None:
     whole()
     engine.register_forward_pre_hook(whole)  # on the engine, outside the compiled module: runs eagerly
     engine.compile(compile_kwargs={"dynamic": True})
+    losses.compile_logprobs()  # the losses' log-softmax over its logits, outside the module

@@ -88,6 +88,18 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.gather(logits.float().log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
 
 
+_logprobs = token_logprobs  # what the functions below call; compile_logprobs swaps in its compiled form
+
+
+def compile_logprobs() -> None:
+    """model.compile: the log-softmax runs on the model's logits outside the model, so compiling the
+    model leaves it eager: a float32 copy, a log-softmax and a gather, each a pass over [B, T, V] (and
+    as many back). Compiled, each way is one fused pass: 2.4x faster forward and backward over [8, 128,
+    49152] bf16 logits on one CPU core here, the same values."""
+    global _logprobs
+    _logprobs = torch.compile(token_logprobs, dynamic=True)
+
+
 def response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probability of each response token [B, W], mask of real response tokens [B, W]) for a
     batch from `batching.collate`. Logits only for the response columns (collate aligns them): the
@@ -101,7 +113,7 @@ def response_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits_to_keep=width + 1,
     ).logits
     # logits[:, i] sits at position start - 1 + i and scores the token at start + i
-    return token_logprobs(logits[:, :-1], batch["input_ids"][:, start:]), batch["loss_mask"][:, start:]
+    return _logprobs(logits[:, :-1], batch["input_ids"][:, start:]), batch["loss_mask"][:, start:]
 
 
 def shared_prompt_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +145,7 @@ def shared_prompt_logprobs(model, batch: dict) -> tuple[torch.Tensor, torch.Tens
         logits_to_keep=width,
     ).logits
     logits = torch.cat([prompt.logits[:, -1:].repeat_interleave(2, 0), responses[:, :-1]], dim=1)
-    logprobs = token_logprobs(logits, response_ids)
+    logprobs = _logprobs(logits, response_ids)
     rows = torch.arange(logprobs.size(0), device=logprobs.device)
     order = torch.cat([rows[0::2], rows[1::2]])  # chosen rows (2i), then rejected (2i + 1)
     return logprobs[order], response_mask[order]
