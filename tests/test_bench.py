@@ -176,11 +176,11 @@ def test_the_faster_of_trls_best_settings_is_the_peer_and_the_other_a_row_beside
 
 
 def test_trl_is_tried_with_another_attention_and_the_page_names_what_differs(tmp_path):
-    """--trl-settings compiled:sdpa runs TRL with its own attention; the page says what the other run changed."""
+    """--trl-settings compiled:eager runs TRL with another attention; the page says what the other run changed."""
     from rlhf.bench.__main__ import parse_args
 
-    args = parse_args(["--trl-settings", "compiled,compiled:sdpa"])
-    assert args.attention == "eager" and args.trl_settings == ["compiled", "compiled:sdpa"]
+    args = parse_args(["--trl-settings", "compiled,compiled:eager"])
+    assert args.attention == "eager" and args.trl_settings == ["compiled", "compiled:eager"]
     for bad in ("compiled:flash", "fast"):
         with pytest.raises(SystemExit):
             parse_args(["--trl-settings", bad])

@@ -18,6 +18,10 @@ from rlhf.bench.common import REPO_ROOT, compose_run, machine
 # tiny: the default config's fp32; small and smollm2: bf16, the fast path on this CPU
 DEFAULT_DTYPE = {"tiny": "float32", "small": "bfloat16", "smollm2": "bfloat16"}
 ATTENTIONS = ("eager", "sdpa")  # model.attention's choices
+# TRL's and plain generate's attention unless a setting names one: eager attention keeps each layer's
+# [sequences, heads, length, length] weights for the backward, and TRL's compiled run at 16 pairs per step
+# grew past 23 GB here and was killed; sdpa does not keep them
+PEER_ATTENTION = "sdpa"
 
 
 def parse_args(argv=None):
@@ -37,13 +41,13 @@ def parse_args(argv=None):
     p.add_argument("--no-compile", action="store_true",
                    help="our trainers without torch.compile (model.compile=false)")
     p.add_argument("--attention", default="eager", choices=ATTENTIONS,
-                   help="transformers' attention kernel (attn_implementation) of both systems' models and of plain "
-                        "generate: eager (default: through torch.compile, faster than sdpa on a CPU) or sdpa")
+                   help="our attention kernel (model.attention): eager (default: through torch.compile, faster "
+                        "than sdpa on a CPU) or sdpa; TRL and plain generate run sdpa")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
     p.add_argument("--trl-settings", default="best,compiled,default",
                    help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting), compiled "
                         "(the same with the Trainer's torch_compile) and/or default (TRL's gradient_checkpointing=True); "
-                        "SETTING:ATTENTION runs one with another attention than --attention (e.g. compiled:sdpa); "
+                        "SETTING:ATTENTION runs one with another attention than sdpa (e.g. compiled:eager); "
                         "the fastest run other than default is the comparison's peer")
     p.add_argument("--k-extra", default="8", help="our rounds also at these samples per speech (comma list; '' = none), "
                                                    "first model and speeches value, reported beside the equal-work rows")
@@ -168,7 +172,7 @@ def with_load(fn, *args, **kwargs) -> dict:
 
 def run_peer(run, policy, reward, dtype, args, m, threads, work, setting: str = "best"):
     """TRL under one of --trl-settings: best (checkpointing off), compiled (also torch_compile), default;
-    with its own attention after a colon, else --attention."""
+    with its own attention after a colon, else PEER_ATTENTION."""
     from rlhf.bench.trl_peer import run_trl
 
     _, run = compose_run([f"model={run.model.name}", f"model.path={policy}"])
@@ -179,7 +183,7 @@ def run_peer(run, policy, reward, dtype, args, m, threads, work, setting: str = 
                    max_new_tokens=run.model.max_response_len, temperature=run.online.temperature,
                    top_p=run.online.top_p, warmup=args.warmup, threads=threads, work_dir=work, seed=run.seed,
                    gradient_checkpointing=name == "default", torch_compile=name == "compiled",
-                   attention=attention or args.attention)
+                   attention=attention or PEER_ATTENTION)
 
 
 def run_hf(run, policy, dtype, args, m, threads, model):
@@ -190,7 +194,7 @@ def run_hf(run, policy, dtype, args, m, threads, model):
     out = hf_generate(policy=policy, dtype=dtype, prompts=ids[0], n=2, max_new_tokens=run.model.max_response_len,
                       temperature=run.online.temperature, batch_size=2 * args.batch, threads=threads,
                       pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
-                      attention=args.attention)
+                      attention=PEER_ATTENTION)
     print(f"  hf generate {model} {dtype}: {out['tokens_per_s']:.0f} tokens/s", flush=True)
     return {"model": model, "dtype": dtype, "speeches": m, **out}
 
