@@ -338,3 +338,13 @@ def test_a_lever_measured_without_compile_says_so_when_the_run_compiled():
     assert "measured without model.compile" in untried_with(eager, {"overrides": ["model.compile=true"]})
     assert untried_with(eager, {"overrides": ["model.compile=false"]}) == ""
     assert untried_with({"overrides": ["model.compile=true"]}, {"overrides": ["model.compile=true"]}) == ""
+
+
+def test_the_best_lever_skips_what_the_run_already_uses_and_levers_that_are_slower():
+    from rlhf.bench.train_page import best_lever
+
+    runs = [{"code": "this code", "lever": "baseline", "seconds": 10.0, "overrides": []},
+            {"code": "this code", "lever": "eager attention", "seconds": 8.0, "overrides": ["model.attention=eager"]},
+            {"code": "this code", "lever": "1 rank", "seconds": 12.0, "overrides": ["cluster.trainer.ranks=1"]}]
+    assert best_lever(runs)[0]["lever"] == "eager attention"
+    assert best_lever(runs, ["model.attention=eager"]) is None  # applied already; the other one is slower

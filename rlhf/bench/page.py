@@ -222,7 +222,7 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
     """Reasons read off the measured figures and the code paths (no figures typed in)."""
     out = []
     for c in a["comparisons"]:
-        found = best_lever([r for r in levers or [] if r.get("model") == c["model"]])
+        found = best_lever([r for r in levers or [] if r.get("model") == c["model"]], c["ours"].get("overrides", []))
         mfu = c["ours"].get("train_mfu_vs_bf16_peak")
         if c["dtype"] == "bfloat16" and mfu is not None and mfu < TARGETS["train_fraction_of_bf16_peak"]:
             line = (f"- **train phase vs the bf16 peak ({c['model']})**: {mfu:.1%}, "
@@ -246,7 +246,7 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
             line += next_train_levers(profile)
             out.append(line)
     for c in a["comparisons"]:
-        found = best_lever([r for r in levers or [] if r.get("model") == c["model"]])
+        found = best_lever([r for r in levers or [] if r.get("model") == c["model"]], c["ours"].get("overrides", []))
         o, t = c["ours"], c.get("trl")
         share = {k: v / o["round_seconds"] for k, v in o["phases"].items()}
         line = (f"- **{c['model']} ({c['dtype']})**: our round is {share['generate']:.0%} generate, "

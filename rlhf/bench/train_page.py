@@ -159,14 +159,16 @@ def next_train_levers(prof: dict | None) -> str:
             "can reach.")
 
 
-def best_lever(runs: list[dict]) -> tuple[dict, float] | None:
-    """The fastest lever of this code that is not a baseline or a setting it replaced, with its speed-up."""
+def best_lever(runs: list[dict], applied: list[str] = ()) -> tuple[dict, float] | None:
+    """The fastest lever of this code that is not a baseline, a setting it replaced or one the benchmark
+    run already uses (its overrides all among `applied`), with its speed-up; None when none is faster."""
     base = next((r["seconds"] for r in runs if r["lever"].startswith("baseline") and r["code"] == "this code"), None)
-    tried = [r for r in runs if r["code"] == "this code" and not r["lever"].startswith(("baseline", "before"))]
+    tried = [r for r in runs if r["code"] == "this code" and not r["lever"].startswith(("baseline", "before"))
+             and not set(r.get("overrides", [])) <= set(applied)]
     if not base or not tried:
         return None
     best = min(tried, key=lambda r: r["seconds"])
-    return best, base / best["seconds"]
+    return (best, base / best["seconds"]) if base > best["seconds"] else None
 
 
 def untried_with(lever: dict, run: dict) -> str:
