@@ -238,8 +238,10 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
                             if mfu * speedup < TARGETS["train_fraction_of_bf16_peak"] else ". "))
             line += ("The peak is a 2048x2048 matmul; a model of this size multiplies far narrower matrices, and "
                      "the phase also runs work the formula does not count as model FLOPs: a float32 log-softmax over "
-                     "the vocabulary for every response token, AdamW over float32 master weights, and ZeRO-3's "
-                     "per-module hooks (which on a CPU gather nothing: every parameter stays whole on each rank). ")
+                     "the vocabulary for every response token"
+                     + (" and AdamW over float32 master weights. " if "model.compile=true" in c["ours"].get("overrides", [])
+                        else ", AdamW over float32 master weights, and ZeRO-3's per-module hooks (which on a CPU "
+                        "gather nothing: every parameter stays whole on each rank). "))
             line += profile_summary(profile)
             line += ("A chunked log-softmax and a gather-minus-logsumexp one were measured 1.5-2x slower than the "
                      "single float32 log-softmax on a CPU (rlhf/training/losses.py). ")
