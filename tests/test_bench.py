@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rlhf.bench import report
-from rlhf.bench.flops import mfu, train_flops
+from rlhf.bench.flops import mfu, train_flops, update_flops
 from rlhf.bench.ours import layout_overrides
 from rlhf.bench.page import page
 
@@ -46,9 +46,10 @@ def synthetic() -> dict:
 
 
 def test_flops_formula():
-    assert train_flops(10, 3) == 8 * 10 * 3  # 6N policy fwd+bwd + 2N reference fwd, per token
-    assert mfu(1_000_000, 1000, 2.0, 8e9) == pytest.approx(8e9 / 2.0 / 8e9)
-    assert mfu(1, 1, 0.0, 1.0) == 0.0
+    assert update_flops(5) == 4 * 5  # policy forward + backward (3 forwards) + reference forward
+    assert train_flops(10, 3) == 8 * 10 * 3  # the older estimate: 6N policy fwd+bwd + 2N reference fwd, per token
+    assert mfu(8e9, 2.0, 8e9) == pytest.approx(0.5)
+    assert mfu(1.0, 0.0, 1.0) == 0.0
 
 
 def test_analysis_means_ratios_and_targets():
@@ -79,6 +80,22 @@ def test_model_flops_count_a_shared_prompt_once_and_tokens_per_s_count_it_twice(
     assert c["ours"]["train_mfu"] == pytest.approx(8 * 1e6 * 15000 / 4.5 / 2e11)
     assert c["trl"]["train_mfu"] == pytest.approx(8 * 1e6 * 20000 / 7.0 / 2e11)  # TRL: the tokens it trained
     assert c["train_phase_tokens_ratio"] == pytest.approx((20000 / 4.5) / (20000 / 7.0))  # the same work
+
+
+def test_flops_the_ranks_counted_replace_the_per_token_estimate(tmp_path):
+    results = synthetic()
+    for r in results["runs"][0]["rounds"]:
+        r["forward_flops"] = 3e11 if r["speeches"] == 32 else 6e11
+    (c,) = report.analyse(results)["comparisons"]
+    assert c["ours"]["flops_counted"] and not c["trl"]["flops_counted"]
+    assert c["ours"]["train_flops"] == pytest.approx(4 * 3e11)
+    assert c["ours"]["train_mfu"] == pytest.approx(4 * 3e11 / 4.5 / 2e11)
+    text = page(report.analyse(results), json_path=tmp_path / "t.json", png_path=tmp_path / "t.png",
+                doc_path=tmp_path / "b.md")
+    efficiency = text[text.index("## Training arithmetic efficiency"):]
+    rows = [line for line in efficiency.splitlines() if line.startswith("| tiny |")]
+    assert rows[0].startswith("| tiny | this project |") and "*" not in rows[0]  # counted
+    assert "*" in rows[1]  # TRL's: the per-token estimate
 
 
 def test_the_peer_is_trl_at_its_best_and_its_default_is_a_second_row():
@@ -114,7 +131,7 @@ def test_page_and_plot_from_json(tmp_path):
     assert "python -m rlhf.bench --quick" in text and "2 CPU cores" in text
     assert "1.36x" in text  # 15 / 11 rounds-per-hour ratio, read from the JSON
     assert "| **no** |" in text and "Why, where a target is missed" in text  # the 2x target is missed here
-    assert "8 x parameters x tokens the model runs" in text
+    assert "4 x the forward FLOPs the trainer ranks count" in text
     assert (tmp_path / "t.png").stat().st_size > 1000
 
 

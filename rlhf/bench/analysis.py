@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from rlhf.bench.flops import mfu, train_flops
+from rlhf.bench.flops import mfu, train_flops, update_flops
 
 PHASES = ("generate", "score", "train", "weight_sync")
 TARGETS = {"rounds_per_hour_vs_trl": 2.0, "weight_sync_share": 0.05, "generate_vs_hf": 3.0,
@@ -26,6 +26,10 @@ def summarise(run: dict, speeches: int, params: int, peak: dict, samples: int = 
     generated, trained = mean("tokens_generated"), mean("trained_tokens")
     # model FLOPs count the tokens the model ran: a prompt shared by a pair's two responses once
     computed = statistics.fmean(r.get("computed_tokens", r["trained_tokens"]) for r in rounds)
+    # the update's FLOPs as the ranks counted them (rlhf.training.flops); older results: 8 N per token run
+    counted = all(r.get("forward_flops") for r in rounds)
+    flops = (update_flops(statistics.fmean(r["forward_flops"] for r in rounds)) if counted
+             else train_flops(params, int(computed)))
     peak = run.get("peak", peak)  # runs merged from another results file keep their own run's peak
     peak_flops = peak.get(run["dtype"], {}).get("flops_per_s", 0.0)
     return {
@@ -44,11 +48,12 @@ def summarise(run: dict, speeches: int, params: int, peak: dict, samples: int = 
         "overrides": run.get("overrides", []),
         "warmup_seconds": [r["round_seconds"] for r in run["rounds"] if r["speeches"] == speeches and r["warmup"]
                            and r.get("samples_per_speech", 2) == samples],
-        "train_flops": train_flops(params, int(computed)),
-        "train_phase_flops_per_s": train_flops(params, int(computed)) / phases["train"] if phases["train"] else 0.0,
-        "train_mfu": mfu(params, int(computed), phases["train"], peak_flops),
-        "train_mfu_vs_fp32_peak": mfu(params, int(computed), phases["train"], peak.get("float32", {}).get("flops_per_s", 0)),
-        "train_mfu_vs_bf16_peak": mfu(params, int(computed), phases["train"], peak.get("bfloat16", {}).get("flops_per_s", 0)),
+        "train_flops": flops, "flops_counted": counted,
+        "step_seconds": statistics.fmean(r.get("step_seconds", 0.0) for r in rounds),
+        "train_phase_flops_per_s": flops / phases["train"] if phases["train"] else 0.0,
+        "train_mfu": mfu(flops, phases["train"], peak_flops),
+        "train_mfu_vs_fp32_peak": mfu(flops, phases["train"], peak.get("float32", {}).get("flops_per_s", 0)),
+        "train_mfu_vs_bf16_peak": mfu(flops, phases["train"], peak.get("bfloat16", {}).get("flops_per_s", 0)),
     }
 
 

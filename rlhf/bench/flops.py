@@ -1,32 +1,39 @@
 """Model FLOPs of training, as the results page states them.
 
-A dense decoder does about 2 * N FLOPs per token in a forward pass (N parameters, one multiply-add
-per weight), and a backward pass costs twice the forward. A DPO update runs the policy forward and
-backward on every token of the chosen and rejected sequences (6 N per token) and the frozen reference
-forward on the same tokens (2 N per token):
+A DPO update runs the policy forward and backward (a backward costs twice the forward) and the
+frozen reference forward over the same tokens: 4 forward passes' worth of FLOPs,
 
-    train FLOPs = 8 * N * tokens run
+    train FLOPs = (3 + 1) * forward FLOPs
 
-where the tokens run are the trained tokens (prompt + chosen, prompt + rejected) for a system that
-runs each pair as two sequences, and prompt + chosen + rejected for one that runs a pair's prompt
-once and continues both responses from its KV cache (model.share_prompt).
+where the forward FLOPs are what the trainer ranks count from each micro-batch's real tokens
+(rlhf.training.flops): 2 per weight of the layers per token, the vocabulary projection only at the
+positions whose logits are computed (the responses'), and attention's scores and weighted sum over
+each token's causal keys. Padding, recomputation and any extra forward a system makes for its own
+metrics are left out: these are the FLOPs the update needs.
 
-Attention's sequence-length term (about 12 * layers * width * length per token) is left out, as is
-any extra forward pass a system makes for its own metrics: these are the FLOPs the update needs.
+Results written before the ranks counted their FLOPs carry tokens only; for those, the older
+estimate of 2 * N FLOPs per token run (N parameters, the vocabulary projection included at every
+position, attention left out) stands in: `train_flops(params, tokens)`.
 """
 
 from __future__ import annotations
 
-POLICY_FLOPS_PER_TOKEN = 6   # x params: forward + backward
-REFERENCE_FLOPS_PER_TOKEN = 2  # x params: forward only
+POLICY_PASSES = 3  # forward + backward (twice the forward)
+REFERENCE_PASSES = 1  # forward only
+
+
+def update_flops(forward_flops: float) -> float:
+    """The update's FLOPs from the forward FLOPs its micro-batches reported."""
+    return float((POLICY_PASSES + REFERENCE_PASSES) * forward_flops)
 
 
 def train_flops(params: int, tokens: int) -> float:
-    return float((POLICY_FLOPS_PER_TOKEN + REFERENCE_FLOPS_PER_TOKEN) * params * tokens)
+    """The older per-token estimate, for results without counted FLOPs."""
+    return update_flops(2 * params * tokens)
 
 
-def mfu(params: int, tokens: int, train_seconds: float, peak_flops_per_s: float) -> float:
+def mfu(flops: float, train_seconds: float, peak_flops_per_s: float) -> float:
     """Model FLOPs utilisation: achieved model FLOP/s of the train phase over the measured peak."""
     if train_seconds <= 0 or peak_flops_per_s <= 0:
         return 0.0
-    return train_flops(params, tokens) / train_seconds / peak_flops_per_s
+    return flops / train_seconds / peak_flops_per_s

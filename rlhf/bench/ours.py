@@ -39,6 +39,7 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
                  "online.truncated=keep",  # TRL pairs every speech's two samples, cut or not: same pairs
                  f"online.batch_size={batch_size}", f"online.micro_batch={micro_batch}",
                  "online.save_every_round=false", "online.rounds=100000",
+                 "online.metric_pairs=0",  # round metrics off the training forward, as TRL takes them: no extra pass
                  f"online.speeches_per_round={speeches[0]}", f"model.compile={str(compile).lower()}",
                  f"model.attention={attention}",
                  *layout_overrides(engines, ranks)]
@@ -61,13 +62,12 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
             for r in range(warm + rounds):
                 record = controller.run_round(index)
                 index += 1
-                (tokens, computed), counter.tokens, counter.computed = (counter.tokens, counter.computed), 0, 0
+                counted = counter.take()
                 out["rounds"].append({
                     "speeches": m, "samples_per_speech": k, "warmup": r < warm, "round_seconds": record["round_seconds"],
                     "seconds": record["seconds"], "tokens_generated": record["tokens_generated"],
                     "samples": record["samples"], "pairs": record["pairs"],
-                    "optimizer_steps": record.get("optimizer_steps", 0), "trained_tokens": tokens,
-                    "computed_tokens": computed})
+                    "optimizer_steps": record.get("optimizer_steps", 0), **counted})
                 print(f"  ours {model} {dtype} e{engines}r{ranks} M={m} K={k}{' (warm-up)' if r < warm else ''}: "
                       f"{record['round_seconds']:.2f}s {record['seconds']}", flush=True)
     finally:
@@ -76,17 +76,25 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
 
 
 class TokenCounter:
-    """Counts the non-padding tokens of every DPO update (the trainer ranks report them per step), and
-    the tokens the model ran through for them (fewer: a shared prompt runs once per pair)."""
+    """Counts the non-padding tokens of every DPO update (the trainer ranks report them per step), the
+    tokens the model ran through for them (fewer: a shared prompt runs once per pair), their forward
+    FLOPs (rlhf.training.flops) and the seconds the slowest rank spent in the steps."""
 
     def __init__(self, trainers):
-        self.tokens = self.computed = 0
+        self.counts = dict.fromkeys(("trained_tokens", "computed_tokens", "forward_flops", "step_seconds"), 0)
         self._step = trainers.train_step
 
         def counted(step, pad_id):
             result = self._step(step, pad_id)
-            self.tokens += int(result.get("tokens", 0))
-            self.computed += int(result.get("computed_tokens", result.get("tokens", 0)))
+            self.counts["trained_tokens"] += int(result.get("tokens", 0))
+            self.counts["computed_tokens"] += int(result.get("computed_tokens", result.get("tokens", 0)))
+            self.counts["forward_flops"] += int(result.get("forward_flops", 0))
+            self.counts["step_seconds"] += float(result.get("seconds", 0.0))
             return result
 
         trainers.train_step = counted
+
+    def take(self) -> dict:
+        """The counts since the last call (one round's), then zero."""
+        counts, self.counts = self.counts, dict.fromkeys(self.counts, 0)
+        return {**counts, "step_seconds": round(counts["step_seconds"], 4)}

@@ -153,10 +153,14 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
     profile = read_profile(Path(json_path).parent / "profile.json")
     L += profile_lines(profile, Path(json_path).parent / "profile.json")
     L += ["## Training arithmetic efficiency", "",
-          "Model FLOPs of a round's updates = **8 x parameters x tokens the model runs** (policy forward + backward "
-          "6N per token, frozen reference forward 2N per token; attention's length term and extra metric passes "
-          "left out; TRL runs a pair's prompt twice, once with each response, this project once, so its count is "
-          "prompt + chosen + rejected per pair, fewer than its trained tokens: `computed_tokens` in the JSON), divided by the train phase's seconds, against the matmul peak measured in the same run "
+          "Model FLOPs of a round's updates = **4 x the forward FLOPs the trainer ranks count from each micro-batch's "
+          "real tokens** (policy forward + backward 3x, frozen reference forward 1x; a forward is 2 FLOPs per layer "
+          "weight per token, the vocabulary projection only at the response positions whose logits the losses "
+          "compute, and attention over each token's causal keys; padding and extra metric passes left out: "
+          "rlhf/training/flops.py, `forward_flops` in the JSON; rows marked * come from results written before the "
+          "ranks counted, with the older 8 x parameters x tokens run, which counts the vocabulary projection at "
+          "prompt positions too and leaves attention out: `computed_tokens` in the JSON), "
+          "divided by the train phase's seconds, against the matmul peak measured in the same run "
           f"(best of 5 square {a['peak']['float32']['size']}x{a['peak']['float32']['size']} `torch.mm`, "
           f"{a['peak']['float32']['threads']} threads): "
           f"**fp32 {a['peak']['float32']['flops_per_s'] / 1e9:,.0f} GFLOP/s, "
@@ -167,7 +171,8 @@ def page(a: dict, *, json_path: Path, png_path: Path, doc_path: Path) -> str:
         for name, label in SYSTEM_ROWS:
             r = c.get(name)
             if r:
-                L.append(f"| {c['model']} | {label} | {r['dtype']} | {r['train_phase_flops_per_s'] / 1e9:,.2f} | "
+                star = "" if r.get("flops_counted") else "*"
+                L.append(f"| {c['model']} | {label} | {r['dtype']} | {r['train_phase_flops_per_s'] / 1e9:,.2f}{star} | "
                          f"{r['train_mfu_vs_fp32_peak']:.1%} | {r['train_mfu_vs_bf16_peak']:.1%} | {r['train_mfu']:.1%} |")
     L += ["", "## Generation against transformers' generate", "",
           "| model | dtype | HF generate tok/s | our vLLM generate-phase tok/s | ratio | TRL generate-phase tok/s | HF load before/after |",

@@ -203,6 +203,20 @@ def model_params(path: str) -> tuple[int, int]:
         return sum(t.numel() for t in AutoModelForCausalLM.from_config(config).parameters()), config.vocab_size
 
 
+def forward_flops_of(path: str, pairs: list, share_prompt: bool) -> int:
+    """Forward FLOPs of the pairs as the trainer ranks count them (rlhf.training.flops)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rlhf.training.batching import collate_pairs, collate_shared
+    from rlhf.training.flops import ModelShape, forward_flops
+
+    with torch.device("meta"):
+        shape = ModelShape.of(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)))
+    collate = collate_shared if share_prompt else collate_pairs
+    return sum(forward_flops(shape, collate([pair], 0)) for pair in pairs)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rlhf.bench.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -228,11 +242,12 @@ def main(argv=None) -> int:
     pairs = pairs_like_a_round(args.pairs, run.model.max_prompt_len, run.model.max_response_len,
                                vocab=min(30000, vocab))
     tokens = sum(len(p) for p in pairs)
+    forward = forward_flops_of(policy, pairs, run.model.share_prompt)
     # model FLOPs count the tokens the model runs: with model.share_prompt, a pair's prompt once
     computed = sum(len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs) if run.model.share_prompt else tokens
     metric_pairs = run.online.metric_pairs
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": args.model, "dtype": run.device.dtype, "pairs": args.pairs, "trained_tokens": tokens,
-              "computed_tokens": computed, "share_prompt": run.model.share_prompt,
+              "computed_tokens": computed, "forward_flops": forward, "share_prompt": run.model.share_prompt,
               "params": params, "metric_pairs": metric_pairs, "micro_batch": run.online.micro_batch,
               "batch_size": run.online.batch_size, "base": base, "sides": {}}
     sides = {"eager": eager_side, "compiled": lambda *a: eager_side(*a, compiled=True), "zero3": zero3_side,
@@ -244,7 +259,7 @@ def main(argv=None) -> int:
         log.info("profiling the train phase: %s", name)
         out = side(run, policy, pairs, 0, metric_pairs)
         out["load_avg_1m"] = os.getloadavg()[0]
-        out["model_flops_per_s"] = flops.train_flops(params, computed) / out["seconds"]
+        out["model_flops_per_s"] = flops.update_flops(forward) / out["seconds"]
         result["sides"][name] = out
     result["peak"] = peak.measure(2)
     bf16 = result["peak"]["bfloat16"]["flops_per_s"]

@@ -84,6 +84,8 @@ def profile_lines(prof: dict | None, path: Path) -> list[str]:
          "parameter stays whole as on a CPU, and float32 master weights, no traffic between ranks). Seconds are each operator's own time in the profiled pass, summed by "
          "category; *outside operators* is the rest of that pass (Python, the hooks' own code, the profiler). "
          "The % of the bf16 peak uses the unprofiled pass and the peak measured in the same run "
+         + ("" if prof.get("forward_flops") else "(with the older FLOP estimate, 8 N per token run, which counts the "
+            "vocabulary projection at prompt positions the losses skip and leaves attention out) ") +
          f"({prof['peak']['bfloat16']['flops_per_s'] / 1e9:,.0f} GFLOP/s). "
          f"From `python -m rlhf.bench.profile` ([`{path.name}`](../bench/results/{path.name}))"
          + (f", {prof['date']}, on {prof['machine']['cpus']} cores of {prof['machine']['cpu_model'] or 'an unknown CPU'}."

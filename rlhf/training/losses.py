@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 CAUSAL_LM, VALUE_HEAD = "causal_lm", "value_head"  # the model a loss trains
-COUNTS = ("tokens", "computed_tokens")  # metrics that add up over micro-batches and ranks; the rest average
+# metrics that add up over micro-batches and ranks (forward_flops: rlhf.training.flops); the rest average
+COUNTS = ("tokens", "computed_tokens", "forward_flops")
 EXAMPLES, PAIRS, REFERENCED_PAIRS = "examples", "pairs", "referenced_pairs"  # the data it needs
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 
 from rlhf import device
-from rlhf.training import compiling, losses, offload
+from rlhf.training import compiling, flops, losses, offload
 from rlhf.training.batching import collate, collate_pairs, collate_shared
 from rlhf.training.deepspeed_config import zero3_config
 
@@ -27,7 +27,7 @@ class TrainerRank:
         self.seed = seed
         device.apply_env(device.env_for(device_type))
         device.setup_process(device_type, threads)
-        self.engine = self.reference = None
+        self.engine = self.reference = self.shape = None
         self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
         self.loss, self.settings = None, {}
         self.share_prompt = True  # referenced pairs run each prompt once (losses.shared_prompt_logprobs)
@@ -140,6 +140,7 @@ class TrainerRank:
             ref_model.config.use_cache = False
             self.reference, *_ = deepspeed.initialize(model=ref_model, config=ref_config)
             self.reference.eval()
+        self.shape = flops.ModelShape.of(self.engine.module)
         for engine in [e for e in (self.engine, self.reference) if e is not None and compile]:
             compiling.compile_engine(engine)
         self.device = device.torch_device(self.device_type)
@@ -187,7 +188,8 @@ class TrainerRank:
         batch = self._batch(
             items, pad_id, pairs=loss.data != losses.EXAMPLES, referenced=loss.data == losses.REFERENCED_PAIRS
         )
-        return loss.compute(losses.Batch(self.engine, batch, items, self.settings, lambda: self._rewards(batch)))
+        out, stats = loss.compute(losses.Batch(self.engine, batch, items, self.settings, lambda: self._rewards(batch)))
+        return out, {**stats, "forward_flops": flops.forward_flops(self.shape, batch)}
 
     @torch.no_grad()
     def reference_logprobs(self, micro_batches: list[list], pad_id: int) -> list[list[tuple[list, list]]]:
