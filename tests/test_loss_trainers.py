@@ -89,6 +89,27 @@ def test_a_compiled_trainer_group_trains_as_the_uncompiled_one(tiny_model_dir, t
     assert math.isclose(compiled_after["loss"], after["loss"], rel_tol=1e-3, abs_tol=1e-5)
 
 
+def test_gradients_all_reduced_train_as_reduce_scattered_ones(tiny_model_dir, tmp_path):
+    """device.zero.reduce_scatter=false (a CPU's default): one all-reduce of the contiguous gradient
+    buffer, each rank keeping its shard, gives the reduce-scatter's steps. Also: the reference
+    log-probabilities of a batch come back in the pairs' order, each as its pair alone gets it."""
+    results = {}
+    for reduce_scatter in (True, False):
+        overrides = ["online.loss=dpo", "online.lr=1e-3", f"device.zero.reduce_scatter={reduce_scatter}"]
+        with loaded_group(tiny_model_dir, tmp_path, overrides) as (group, pairs):
+            referenced, tokens = group.with_reference(pairs, pad_id=0)
+            if reduce_scatter:
+                alone = [group.with_reference([pair], pad_id=0)[1][0] for pair in pairs]
+                assert all(a == pytest.approx(b, abs=1e-4) for pair_tokens, alone_tokens in zip(tokens, alone)
+                           for a, b in zip(pair_tokens, alone_tokens))
+            for step in group.plan(referenced, epochs=2, seed=0):
+                group.train_step(step, pad_id=0)
+            results[reduce_scatter] = group.evaluate(referenced, pad_id=0)
+    assert results[True]["implicit_margin"] > 0.01  # the steps moved the policy
+    assert results[False]["loss"] == pytest.approx(results[True]["loss"], rel=1e-3, abs=1e-5)
+    assert results[False]["implicit_margin"] == pytest.approx(results[True]["implicit_margin"], rel=1e-2, abs=1e-4)
+
+
 def test_compile_refuses_partitioned_weights(tiny_model_dir, tmp_path):
     overrides = ["online.loss=dpo", "model.compile=true", "device.zero.param_persistence_threshold=0"]
     with pytest.raises(Exception, match="model.compile needs every parameter whole"):

@@ -61,6 +61,13 @@ def test_cpus_step_with_torchs_fused_adamw_unless_turned_off():
     assert load_config(compose([])).device.zero.fused_optimizer is True
 
 
+def test_gradients_reach_their_shards_by_all_reduce_on_a_cpu_and_reduce_scatter_on_gpus():
+    cpu, gpu = load_config(compose([])), load_config(compose(["device=gpu", "cluster=gpu_2x8", "model=llama3_8b"]))
+    assert cpu.device.zero.reduce_scatter is False and gpu.device.zero.reduce_scatter is True
+    assert zero3_config(**COMMON, zero=vars(cpu.device.zero))["zero_optimization"]["reduce_scatter"] is False
+    assert zero3_config(**COMMON, device_type="gpu")["zero_optimization"]["reduce_scatter"] is True
+
+
 @pytest.mark.parametrize("device_type, pinned", [("gpu", True), ("cpu", False)])
 def test_offload_sections(device_type, pinned):
     zero = {"offload_optimizer": True, "offload_param": True}

@@ -57,6 +57,7 @@ def zero_section(zero: dict, device_type: str = "cpu", train: bool = True) -> di
         "stage": 3,
         "overlap_comm": zero.get("overlap_comm", False),
         "stage3_param_persistence_threshold": zero.get("param_persistence_threshold", 0),
+        "reduce_scatter": zero.get("reduce_scatter", True),
         "stage3_prefetch_bucket_size": zero.get("prefetch_bucket_size", 50_000_000),
         "stage3_max_live_parameters": zero.get("max_live_parameters", 1_000_000_000),
     }

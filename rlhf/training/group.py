@@ -104,20 +104,21 @@ class TrainerGroup:
 
     def _per_item(self, method: str, items: list, pad_id: int) -> list:
         """One result per item, in order, from a no-grad pass of every rank. Items run sorted by
-        length (less padding); every rank gets the same number of micro-batches, the last ones
-        padded by repetition, as ZeRO-3 requires."""
+        length (less padding), dealt to the ranks in turn so that each rank's micro-batches are as
+        long as the others' (the call waits for the slowest); every rank gets the same number of
+        micro-batches, the last ones padded by repetition, as ZeRO-3 requires."""
         if not items:
             return []
         micro, world = self.optim.micro_batch, self.world_size
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         order += [order[i % len(order)] for i in range((-len(order)) % (world * micro))]
         slices = [order[start : start + world * micro] for start in range(0, len(order), world * micro)]
-        per_rank = [[[items[i] for i in chunk[r * micro : (r + 1) * micro]] for chunk in slices] for r in range(world)]
+        per_rank = [[[items[i] for i in chunk[r::world]] for chunk in slices] for r in range(world)]
         parts = get_all([getattr(a, method).remote(per_rank[r], pad_id) for r, a in enumerate(self.actors)])
         out: list = [None] * len(items)
         for k, chunk in enumerate(slices):
             for r in range(world):
-                for i, value in zip(chunk[r * micro : (r + 1) * micro], parts[r][k]):
+                for i, value in zip(chunk[r::world], parts[r][k]):
                     out[i] = value
         return out
 
