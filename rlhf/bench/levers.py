@@ -35,6 +35,8 @@ LEVERS = {  # name -> overrides on top of the model preset
     "before: per-operation AdamW": ["device.zero.fused_optimizer=false"],
     "before: each pair's prompt run twice": ["model.share_prompt=false"],
     "before: ZeRO-3 gathers every parameter": ["device.zero.param_persistence_threshold=0"],
+    "before: gradients reduce-scattered": ["device.zero.reduce_scatter=true"],
+    "before: a metric pass over 8 pairs": ["online.metric_pairs=8"],
     "eager attention": ["model.attention=eager"],
     "torch.compile": ["model.compile=true"],
     "torch.compile + eager attention": ["model.compile=true", "model.attention=eager"],

@@ -241,6 +241,11 @@ def explain(a: dict, levers: list[dict] | None = None, profile: dict | None = No
                          f"{mfu * speedup:.1%}"
                          + (": no setting measured here closes the gap. "
                             if mfu * speedup < TARGETS["train_fraction_of_bf16_peak"] else ". "))
+            ours = c["ours"]
+            if ours.get("step_seconds"):
+                line += (f"Of the train phase's {ours['phases']['train']:.1f} s, the optimizer steps took "
+                         f"{ours['step_seconds']:.1f} s (the slowest rank's; the rest is the reference "
+                         "log-probabilities and the calls around them). ")
             line += ("The peak is a 2048x2048 matmul; a model of this size multiplies far narrower matrices, and "
                      "the phase also runs work the formula does not count as model FLOPs: a float32 log-softmax over "
                      "the vocabulary for every response token"
