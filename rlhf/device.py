@@ -46,13 +46,40 @@ def ray_actor_resources(device_type: str, cpus: float, gpus: float) -> dict:
     return {"num_cpus": cpus, "num_gpus": gpus if device_type == "gpu" else 0}
 
 
-def setup_process(device_type: str, threads: int) -> None:
-    """Per-process set-up, called first thing in every actor."""
+def setup_process(device_type: str, threads: int, keep_host_memory: bool = False) -> None:
+    """Per-process set-up, called first thing in every actor (`keep_host_memory`: device.keep_host_memory)."""
     check_device_type(device_type)
     if threads > 0:
         torch.set_num_threads(threads)
     if device_type == "gpu":
         torch.cuda.set_device(torch.cuda.current_device())
+    elif keep_host_memory:
+        keep_freed_host_memory()
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
+def keep_freed_host_memory() -> bool:
+    """glibc keeps the pages that freed tensors leave for the next allocation instead of returning
+    them to the OS. By default it serves large blocks (logits, ZeRO's flat buffers) from a fresh mmap
+    each time and trims its heap, so every micro-batch page-faults gigabytes back in: SmolLM2's rank
+    took ~1M page faults per optimizer step, 16% of its time in the kernel. The process then holds
+    its peak host memory between phases. False where the C library is not glibc."""
+    try:
+        libc = _libc()
+        return bool(libc and libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    except (AttributeError, OSError):  # not glibc
+        return False
 
 
 def vllm_environment(device_type: str, kv_cache_gib: float) -> dict[str, str]:
@@ -154,21 +181,19 @@ def empty_cache(device_type: str) -> None:
 
 
 def return_freed_host_memory(device_type: str) -> None:
-    """CPU: hand the heap pages glibc keeps after a step's activations are freed back to the OS
-    (malloc_trim), so an idle trainer rank does not hold gigabytes while vLLM and the reward actors
-    work beside it on the same machine. GPU: nothing (host memory is not where activations live,
-    and emptying the CUDA cache every step would slow training)."""
+    """CPU with device.keep_host_memory=false: hand the heap pages glibc keeps after a step's
+    activations are freed back to the OS (malloc_trim), so an idle trainer rank does not hold
+    gigabytes while vLLM and the reward actors work beside it on the same machine. GPU: nothing
+    (host memory is not where activations live, and emptying the CUDA cache every step would slow
+    training)."""
     if device_type == "gpu":
         return
-    import ctypes
-    import ctypes.util
-
-    libc = ctypes.util.find_library("c")
-    if libc:
-        try:
-            ctypes.CDLL(libc).malloc_trim(0)
-        except (AttributeError, OSError):  # not glibc
-            pass
+    try:
+        libc = _libc()
+        if libc:
+            libc.malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
 
 
 def optimizer_settings(device_type: str, fused: bool = True) -> tuple[dict, dict]:

@@ -35,9 +35,10 @@ class Generator:
         kv_cache_gib: float = 1.0,
         gpu_memory_utilization: float = 0.5,
         colocate: bool = False,
+        keep_host_memory: bool = False,
     ):
         device.apply_env(device.vllm_environment(device_type, kv_cache_gib))
-        device.setup_process(device_type, threads)
+        device.setup_process(device_type, threads, keep_host_memory)
         device.prepare_vllm_process(device_type)
         from vllm import LLM
 

@@ -28,12 +28,13 @@ class RewardScorer:
         attention: str = "sdpa",
         share_prompt: bool = False,
         compile: bool = False,
+        keep_host_memory: bool = False,
     ):
         from transformers import AutoTokenizer
 
         from rlhf.models.reward_model import load_reward_model
 
-        device.setup_process(device_type, threads)
+        device.setup_process(device_type, threads, keep_host_memory)
         self.device = device.torch_device(device_type)
         self.model, self.mean, self.std = load_reward_model(
             model_dir, device.torch_dtype(dtype), trust_remote_code, attention

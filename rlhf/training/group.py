@@ -29,7 +29,10 @@ class TrainerGroup:
             strategy=run.cluster.placement_strategy,
             resources=layout.resources or None,
             placement=placement,
-            args_for=lambda rank: ((rank, layout.ranks, run.device.type, layout.threads, run.seed), {}),
+            args_for=lambda rank: (
+                (rank, layout.ranks, run.device.type, layout.threads, run.seed, run.device.keep_host_memory),
+                {},
+            ),
         )
         address, port = ray.get(self.group.actors[0].address.remote())
         self.group.call("init_process_group", address, port)

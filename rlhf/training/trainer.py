@@ -22,11 +22,11 @@ from rlhf.training.deepspeed_config import zero3_config
 
 
 class TrainerRank:
-    def __init__(self, rank: int, world_size: int, device_type: str, threads: int, seed: int):
-        self.rank, self.world_size, self.device_type = rank, world_size, device_type
-        self.seed = seed
+    def __init__(self, rank: int, world_size: int, device_type: str, threads: int, seed: int, keep_host_memory=False):
+        self.rank, self.world_size, self.device_type, self.seed = rank, world_size, device_type, seed
+        self.keep_host_memory = keep_host_memory  # device.keep_host_memory: no malloc_trim after each step
         device.apply_env(device.env_for(device_type))
-        device.setup_process(device_type, threads)
+        device.setup_process(device_type, threads, keep_host_memory)
         self.engine = self.reference = self.shape = None
         self._hf_ds_configs = []  # HfDeepSpeedConfig must stay alive while ZeRO-3 models load
         self.loss, self.settings = None, {}
@@ -48,14 +48,8 @@ class TrainerRank:
     def init_process_group(self, master_address: str, master_port: int) -> int:
         import deepspeed
 
-        os.environ.update(
-            {
-                "MASTER_ADDR": master_address,
-                "MASTER_PORT": str(master_port),
-                "RANK": str(self.rank),
-                "WORLD_SIZE": str(self.world_size),
-            }
-        )
+        env = {"MASTER_ADDR": master_address, "MASTER_PORT": str(master_port), "RANK": str(self.rank)}
+        os.environ.update(env, WORLD_SIZE=str(self.world_size))
         deepspeed.init_distributed(dist_backend=device.dist_backend(self.device_type), auto_mpi_discovery=False)
         return torch.distributed.get_world_size()
 
@@ -219,7 +213,8 @@ class TrainerRank:
             self.engine.step()
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value
-        device.return_freed_host_memory(self.device_type)
+        if not self.keep_host_memory:
+            device.return_freed_host_memory(self.device_type)
         return _average(totals, len(micro_batches), time.perf_counter() - start)
 
     @torch.no_grad()

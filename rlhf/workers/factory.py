@@ -48,6 +48,7 @@ def generator_group(
             dict(
                 device_type=run.device.type,
                 threads=layout.threads,
+                keep_host_memory=run.device.keep_host_memory,
                 seed=base_seed + i,
                 dtype=run.device.dtype,
                 max_model_len=max_model_len,
@@ -80,6 +81,7 @@ def reward_group(run: RunConfig, reward_dir: str, placement=None) -> Group:
             dict(
                 device_type=run.device.type,
                 threads=layout.threads,
+                keep_host_memory=run.device.keep_host_memory,
                 dtype=run.device.dtype,
                 batch_size=run.reward.batch_size,
                 system_prompt=run.system_prompt,
