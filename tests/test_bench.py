@@ -365,3 +365,12 @@ def test_the_best_lever_skips_what_the_run_already_uses_and_levers_that_are_slow
             {"code": "this code", "lever": "1 rank", "seconds": 12.0, "overrides": ["cluster.trainer.ranks=1"]}]
     assert best_lever(runs)[0]["lever"] == "eager attention"
     assert best_lever(runs, ["model.attention=eager"]) is None  # applied already; the other one is slower
+
+
+def test_ours_set_replaces_the_benchmarks_own_overrides():
+    from rlhf.bench.ours import with_settings
+
+    base = ["model=smollm2", "device.keep_host_memory=true", "online.metric_pairs=0"]
+    assert with_settings(base, ("device.keep_host_memory=false",)) == [
+        "model=smollm2", "online.metric_pairs=0", "device.keep_host_memory=false"]
+    assert with_settings(base, ()) == base

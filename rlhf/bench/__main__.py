@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--attention", default="eager", choices=ATTENTIONS,
                    help="our attention kernel (model.attention): eager (default: through torch.compile, faster "
                         "than sdpa on a CPU) or sdpa; TRL and plain generate run sdpa")
+    p.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for our runs, replacing the benchmark's own (repeatable; recorded)")
     p.add_argument("--no-trl", action="store_true", help="skip TRL and the HF generate baseline")
     p.add_argument("--trl-settings", default="best,compiled,default",
                    help="TRL runs: best (gradient_checkpointing=False, KV cache on: a small model's setting), compiled "
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
             speeches = args.speeches if index == 0 else args.speeches[:1]
             common = dict(model=model, policy=policy, reward=reward, dtype=dtype, batch_size=args.batch,
                           micro_batch=args.micro, rounds=args.rounds, work_dir=work, compile=not args.no_compile,
-                          attention=args.attention)
+                          attention=args.attention, settings=tuple(args.ours_set))
             engines, ranks = args.layouts[0]
             results["runs"].append(with_load(ours.run_ours, engines=engines, ranks=ranks, speeches=speeches,
                                                  warmup=args.warmup, extra_k=args.k_extra if index == 0 else (),

@@ -19,14 +19,22 @@ def layout_overrides(engines: int, ranks: int, cpus: int = 2) -> list[str]:
             f"cluster.generator.threads={max(1, cpus // engines)}", f"cluster.trainer.threads={max(1, cpus // ranks)}"]
 
 
+def with_settings(overrides: list[str], settings: tuple[str, ...]) -> list[str]:
+    """`overrides` with each key that `settings` sets replaced by its value there (Hydra refuses a key twice)."""
+    replaced = {o.split("=", 1)[0] for o in settings}
+    return [o for o in overrides if o.split("=", 1)[0] not in replaced] + list(settings)
+
+
 def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, ranks: int, batch_size: int,
              micro_batch: int, speeches: list[int], rounds: int, warmup: int, work_dir: Path, seed: int = 0,
-             extra_k: tuple[int, ...] = (), compile: bool = True, attention: str = "eager") -> dict:
+             extra_k: tuple[int, ...] = (), compile: bool = True, attention: str = "eager",
+             settings: tuple[str, ...] = ()) -> dict:
     """Start the loop once for a layout; run `warmup` rounds, then `rounds` timed rounds for each
     speeches-per-round value at 2 samples per speech (TRL's setting), then, at the first speeches
     value, `rounds` more for each K in `extra_k` (K samples per speech: more work per round).
     `compile`: model.compile (trainers and reward actors through torch.compile; the warm-up rounds compile).
     `attention`: model.attention (eager: through torch.compile, faster than sdpa on a CPU).
+    `settings`: config overrides that replace ours (bench --ours-set).
     Returns start-up seconds and every timed round's record."""
     from omegaconf import OmegaConf
 
@@ -40,9 +48,11 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
                  f"online.batch_size={batch_size}", f"online.micro_batch={micro_batch}",
                  "online.save_every_round=false", "online.rounds=100000",
                  "online.metric_pairs=0",  # round metrics off the training forward, as TRL takes them: no extra pass
+                 "device.keep_host_memory=true",  # no page faults to reuse freed memory; this machine has the room
                  f"online.speeches_per_round={speeches[0]}", f"model.compile={str(compile).lower()}",
                  f"model.attention={attention}",
                  *layout_overrides(engines, ranks)]
+    overrides = with_settings(overrides, settings)
     cfg, run = compose_run(overrides)
     start = time.perf_counter()
     pipeline = Pipeline(run, OmegaConf.to_container(cfg, resolve=True))

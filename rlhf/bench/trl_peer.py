@@ -33,10 +33,7 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
     from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
-    from rlhf import device
-
     torch.set_num_threads(threads)
-    kept = device.keep_freed_host_memory()  # the allocator setting our actors run with (device.keep_host_memory)
     torch_dtype = getattr(torch, dtype)
     speeches = len(messages_per_round[0])
     if any(len(r) != speeches for r in messages_per_round) or speeches % batch_size:
@@ -121,7 +118,10 @@ def run_trl(*, policy: str, reward: str, dtype: str, messages_per_round: list[li
                 "gradient_accumulation_steps": 1, "learning_rate": lr, "lr_scheduler_type": "constant",
                 "beta": beta, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                 "top_k": 0, "use_vllm": False, "completions_per_prompt": 2, "attn_implementation": attention,
-                "torch_compile": torch_compile, "glibc_keeps_freed_memory": kept}
+                "torch_compile": torch_compile,
+                # glibc's default allocator: with ours (device.keep_host_memory) TRL's compiled run grew past
+                # 23 GB here and was killed
+                "glibc_keeps_freed_memory": False}
     setting = "default" if gradient_checkpointing else "compiled" if torch_compile else "best"
     return {"system": "trl", "trl_setting": setting, "settings": settings,
             "trl_version": trl.__version__, "dtype": dtype, "batch_size": batch_size,
@@ -137,10 +137,7 @@ def hf_generate(*, policy: str, dtype: str, prompts: list[list[int]], n: int, ma
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rlhf import device
-
     torch.set_num_threads(threads)
-    kept = device.keep_freed_host_memory()  # as in our actors and TRL's run
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=getattr(torch, dtype), use_safetensors=True,
                                                  attn_implementation=attention).eval()
     sequences = [p for p in prompts for _ in range(n)]
@@ -159,5 +156,4 @@ def hf_generate(*, policy: str, dtype: str, prompts: list[list[int]], n: int, ma
         for row in out[:, width:].tolist():
             tokens += next((i + 1 for i, tok in enumerate(row) if tok == eos_id), len(row))
     return {"tokens": tokens, "seconds": round(seconds, 4), "tokens_per_s": tokens / seconds if seconds else 0.0,
-            "sequences": len(sequences), "batch_size": batch_size, "threads": threads, "attention": attention,
-            "glibc_keeps_freed_memory": kept}
+            "sequences": len(sequences), "batch_size": batch_size, "threads": threads, "attention": attention}
