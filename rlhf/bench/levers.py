@@ -37,11 +37,11 @@ LEVERS = {  # name -> overrides on top of the model preset
     "before: ZeRO-3 gathers every parameter": ["device.zero.param_persistence_threshold=0"],
     "before: gradients reduce-scattered": ["device.zero.reduce_scatter=true"],
     "before: a metric pass over 8 pairs": ["online.metric_pairs=8"],
-    "before: host memory returned after every step (compiled)": [
-        "model.compile=true", "model.attention=eager", "device.keep_host_memory=false"],
     "eager attention": ["model.attention=eager"],
     "torch.compile": ["model.compile=true"],
     "torch.compile + eager attention": ["model.compile=true", "model.attention=eager"],
+    "torch.compile + eager attention, host memory kept": [
+        "model.compile=true", "model.attention=eager", "device.keep_host_memory=true"],
 }
 
 
