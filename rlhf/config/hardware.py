@@ -126,9 +126,9 @@ class DeviceConfig:
         False,
         "CPU: actors keep the host memory freed tensors leave for their next ones (glibc: large blocks from "
         "the heap, not fresh mmaps; no trimming), so a step does not page-fault its activations back in "
-        "(SmolLM2's optimizer steps ~1.3x faster), but each actor holds its peak memory, fragmented, between "
-        "phases (a SmolLM2 round on 2 cores: ~19 GB in use). false = trainer ranks return it after every step. "
-        "Unused on GPU",
+        "(SmolLM2's train phase ~1.5x faster), but each actor holds its peak memory, fragmented, between phases "
+        "(a SmolLM2 round on 2 cores: up to 19 GB in use, 17 GB without). false = trainer ranks return it after "
+        "every step. Unused on GPU",
     )
 
 
