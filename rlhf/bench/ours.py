@@ -64,7 +64,7 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
         out["startup_seconds"] = round(time.perf_counter() - start, 3)
         out["startup_parts"] = {k: pipeline.results.get(k) for k in ("trainer_startup_seconds",
                                                                      "inference_startup_seconds")}
-        counter = TokenCounter(controller.trainers)
+        tally = StepTally(controller.trainers)
         index = 0
         for m, k in [(m, 2) for m in speeches] + [(speeches[0], k) for k in extra_k]:
             controller.online.speeches_per_round, controller.online.samples_per_speech = m, k
@@ -72,7 +72,7 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
             for r in range(warm + rounds):
                 record = controller.run_round(index)
                 index += 1
-                counted = counter.take()
+                counted = tally.take()
                 out["rounds"].append({
                     "speeches": m, "samples_per_speech": k, "warmup": r < warm, "round_seconds": record["round_seconds"],
                     "seconds": record["seconds"], "tokens_generated": record["tokens_generated"],
@@ -85,8 +85,8 @@ def run_ours(*, model: str, policy: str, reward: str, dtype: str, engines: int, 
     return out
 
 
-class TokenCounter:
-    """Counts the non-padding tokens of every DPO update (the trainer ranks report them per step), the
+class StepTally:
+    """Tallies every DPO update: its non-padding tokens (the trainer ranks report them per step), the
     tokens the model ran through for them (fewer: a shared prompt runs once per pair), their forward
     FLOPs (rlhf.training.flops) and the seconds the slowest rank spent in the steps."""
 

@@ -193,26 +193,21 @@ def eager_side(run, policy: str, pairs: list, pad_id: int, metric_pairs: int, co
     return profiled(lambda: train_pass(reference, step, metrics, pairs, steps_of(optim), metric_pairs))
 
 
-def model_params(path: str) -> tuple[int, int]:
-    """(parameters of the checkpoint's model, tied embeddings once; its vocabulary), without its weights."""
+def meta_model(path: str):
+    """The checkpoint's model on the meta device: its shapes, without its weights."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(path)
     with torch.device("meta"):
-        return sum(t.numel() for t in AutoModelForCausalLM.from_config(config).parameters()), config.vocab_size
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
 
 
-def forward_flops_of(path: str, pairs: list, share_prompt: bool) -> int:
+def forward_flops_of(model, pairs: list, share_prompt: bool) -> int:
     """Forward FLOPs of the pairs as the trainer ranks count them (rlhf.training.flops)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     from rlhf.training.batching import collate_pairs, collate_shared
     from rlhf.training.flops import ModelShape, forward_flops
 
-    with torch.device("meta"):
-        shape = ModelShape.of(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)))
+    shape = ModelShape.of(model)
     collate = collate_shared if share_prompt else collate_pairs
     return sum(forward_flops(shape, collate([pair], 0)) for pair in pairs)
 
@@ -238,11 +233,12 @@ def main(argv=None) -> int:
     base = preset(args.model)
     _, run = compose_run(["stage=online_dpo", "reward.path=/unused", "tracking.wandb=false", *base])
     policy = str(run.model.path)
-    params, vocab = model_params(policy)
+    model = meta_model(policy)
+    params, vocab = sum(t.numel() for t in model.parameters()), model.config.vocab_size  # tied embeddings once
     pairs = pairs_like_a_round(args.pairs, run.model.max_prompt_len, run.model.max_response_len,
                                vocab=min(30000, vocab))
     tokens = sum(len(p) for p in pairs)
-    forward = forward_flops_of(policy, pairs, run.model.share_prompt)
+    forward = forward_flops_of(model, pairs, run.model.share_prompt)
     # model FLOPs count the tokens the model runs: with model.share_prompt, a pair's prompt once
     computed = sum(len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs) if run.model.share_prompt else tokens
     metric_pairs = run.online.metric_pairs
