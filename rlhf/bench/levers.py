@@ -40,7 +40,7 @@ LEVERS = {  # name -> overrides on top of the model preset
     "eager attention": ["model.attention=eager"],
     "torch.compile": ["model.compile=true"],
     "torch.compile + eager attention": ["model.compile=true", "model.attention=eager"],
-    "torch.compile + eager attention, host memory kept": [
+    "torch.compile + eager attention + host memory kept": [
         "model.compile=true", "model.attention=eager", "device.keep_host_memory=true"],
 }
 
