@@ -6,6 +6,7 @@ bfloat16 on the host, vLLM's CPU build. GPU: NCCL, CUDA tensors, vLLM on CUDA wi
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 
@@ -61,6 +62,7 @@ def setup_process(device_type: str, threads: int, keep_host_memory: bool = False
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
+@functools.cache  # looked up once per process, not on every step that trims
 def _libc():
     import ctypes
     import ctypes.util
