@@ -48,8 +48,8 @@ class TrainerRank:
     def init_process_group(self, master_address: str, master_port: int) -> int:
         import deepspeed
 
-        env = {"MASTER_ADDR": master_address, "MASTER_PORT": str(master_port), "RANK": str(self.rank)}
-        os.environ.update(env, WORLD_SIZE=str(self.world_size))
+        os.environ.update(MASTER_ADDR=master_address, MASTER_PORT=str(master_port))
+        os.environ.update(RANK=str(self.rank), WORLD_SIZE=str(self.world_size))
         deepspeed.init_distributed(dist_backend=device.dist_backend(self.device_type), auto_mpi_discovery=False)
         return torch.distributed.get_world_size()
 
